@@ -1,0 +1,143 @@
+"""Configs are data: YAML files merged over defaults, then overridden by command-line flags."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import yaml
+
+__all__ = ["DEFAULTS", "ConfigError", "load_config", "merge", "set_dotted", "validate"]
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; str() is a one-line explanation."""
+
+
+DEFAULTS: dict = {
+    "model": {
+        "generator": {
+            "ngf": 64, "n_blocks": 6, "n_down": 2, "upsample": "transpose", "block": "basic",
+            "stem_kernel": 7, "pixel_shuffle": 1, "norm": "group",
+        },
+        "discriminator": {"ndf": 64, "n_layers": 3},
+    },
+    "data": {
+        "data_dir": None,  # -> $TFDEBLUR_DATA -> data/lfw
+        "image_size": 256,
+        "crop": 256,
+        "val_fraction": 0.25,
+        "split_seed": 0,
+        "train_limit": None,  # e.g. 1000 pairs as in the paper
+        "val_images": 200,  # validated each epoch
+        "blur": {"preset": "train"},  # or KernelParams fields
+        "kernel_bank": None,  # a fixed .npz bank instead of fresh kernels
+        "noise_sigma": [0.0, 0.0],
+    },
+    "train": {
+        "gan": "lsgan",
+        "steps": 10000,
+        "epochs": None,
+        "steps_per_epoch": 500,
+        "batch_size": 1,
+        "g_lr": 1.0e-4,
+        "d_lr": 1.0e-4,
+        "beta_1": 0.5,
+        "beta_2": 0.999,
+        "decay_start": 0.5,  # constant LR, then linear decay to 0 from this fraction of steps
+        "content": {"vgg19": 1.0},
+        "vgg19_weights": None,
+        "content_weight": 100.0,
+        "adv_weight": 1.0,
+        "gp_weight": 10.0,
+        "n_critic": 5,
+        "checkpoint_every": 500,
+        "keep_checkpoints": 3,
+        "seed": 0,
+        "on_nonfinite": "stop",  # or "skip": skip the step and halve the learning rates
+        "debug_nan_at_step": None,  # test hook: feed a NaN batch at this step
+        "image_every": 1,  # image grid every N epochs
+    },
+}
+
+
+def merge(base: dict, override: dict, _prefix: str = "") -> dict:
+    """Deep-merge ``override`` into a copy of ``base`` (free-form maps are replaced whole)."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        key = f"{_prefix}{k}"
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and key not in _FREE_FORM:
+            out[k] = merge(out[k], v, key + ".")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def set_dotted(cfg: dict, key: str, value) -> None:
+    """``set_dotted(cfg, "train.steps", 100)``."""
+    parts = key.split(".")
+    node = cfg
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            raise ConfigError(f"unknown config key {key!r}")
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
+    """Defaults, merged with the YAML at ``path``, then dotted ``overrides`` (None values ignored)."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file {path!r} not found")
+        try:
+            with open(path) as f:
+                loaded = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path!r} must hold a mapping")
+        unknown = _unknown_keys(DEFAULTS, loaded)
+        if unknown:
+            raise ConfigError(f"config file {path!r}: unknown key(s) {', '.join(unknown)}")
+        cfg = merge(cfg, loaded)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+_FREE_FORM = {"data.blur", "train.content"}
+
+
+def _unknown_keys(ref: dict, d: dict, prefix="") -> list:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if k not in ref:
+            out.append(key)
+        elif isinstance(v, dict) and isinstance(ref[k], dict) and key not in _FREE_FORM:
+            out.extend(_unknown_keys(ref[k], v, key + "."))
+    return out
+
+
+def validate(cfg: dict) -> None:
+    t, d = cfg["train"], cfg["data"]
+    if t["gan"] not in ("gan", "lsgan", "wgan-gp"):
+        raise ConfigError(f"train.gan must be gan, lsgan or wgan-gp, got {t['gan']!r}")
+    for key in ("steps", "batch_size", "checkpoint_every", "steps_per_epoch", "n_critic", "keep_checkpoints"):
+        v = t[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"train.{key} must be a positive integer, got {v!r}")
+    if t["epochs"] is not None and (not isinstance(t["epochs"], int) or t["epochs"] < 1):
+        raise ConfigError(f"train.epochs must be a positive integer, got {t['epochs']!r}")
+    if t["on_nonfinite"] not in ("stop", "skip"):
+        raise ConfigError(f"train.on_nonfinite must be 'stop' or 'skip', got {t['on_nonfinite']!r}")
+    if not isinstance(t["content"], dict) or not t["content"]:
+        raise ConfigError("train.content must map content terms to weights, e.g. {charbonnier: 1.0}")
+    for key in ("g_lr", "d_lr", "content_weight", "adv_weight", "gp_weight"):
+        if not isinstance(t[key], (int, float)) or t[key] < 0:
+            raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    if not isinstance(d["crop"], int) or d["crop"] < 16 or d["crop"] > d["image_size"]:
+        raise ConfigError(f"data.crop must be an integer in [16, data.image_size], got {d['crop']!r}")

@@ -1,0 +1,214 @@
+"""GAN training models: one ``keras.Model`` subclass per adversarial loss, after keras-io's
+``examples/generative/wgan_gp.py`` (override ``compile`` and ``train_step``; track losses with
+``keras.metrics.Mean``).
+
+``train_step`` never applies a non-finite update: if any loss or gradient is NaN/Inf the step's
+updates are skipped and the ``nonfinite`` metric reports it, so the training loop can stop (or
+back off) with the weights still intact.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfdeblur import losses as L
+
+__all__ = ["DeblurGAN", "GAN", "LSGAN", "WGANGP", "GAN_CLASSES", "make_gan"]
+
+
+def _all_finite(tensors):
+    checks = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32))) for t in tensors if t is not None]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+def _replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class DeblurGAN(keras.Model):
+    """Holds generator G and discriminator D; subclasses define the adversarial loss."""
+
+    gan_name = "base"
+
+    def __init__(self, generator, discriminator, content_loss, content_weight=1.0, adv_weight=0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.content_loss = content_loss
+        self.content_weight = float(content_weight)
+        self.adv_weight = float(adv_weight)
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.g_adv_tracker = keras.metrics.Mean(name="g_adv")
+        self.g_content_tracker = keras.metrics.Mean(name="g_content")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.gp_tracker = keras.metrics.Mean(name="gp")
+        self.nonfinite_tracker = keras.metrics.Sum(name="nonfinite")
+
+    def build_optimizers(self):
+        """Create optimizer slots up front, so conditional (finite-only) updates work in graphs."""
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.g_adv_tracker, self.g_content_tracker, self.d_loss_tracker, self.gp_tracker, self.nonfinite_tracker]
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    # -- shared pieces ------------------------------------------------------------------------
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        raise NotImplementedError
+
+    def generator_adversarial_loss(self, fake_logits):
+        raise NotImplementedError
+
+    def _apply_if_finite(self, optimizer, loss, grads, variables):
+        ok = tf.logical_and(_all_finite([loss]), _all_finite(grads))
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # every replica must take the same branch, or the gradient all-reduce deadlocks
+            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(ok, tf.float32))
+            ok = tf.equal(bad, 0.0)
+
+        def apply():
+            optimizer.apply(grads, variables)
+            return tf.constant(True)
+
+        return tf.cond(ok, apply, lambda: tf.constant(False))
+
+    def _discriminator_step(self, blurred, sharp, extra_loss_fn=None):
+        fake = self.generator(blurred, training=True)
+        with tf.GradientTape() as tape:
+            real_logits = tf.cast(self.discriminator(sharp, training=True), tf.float32)
+            fake_logits = tf.cast(self.discriminator(fake, training=True), tf.float32)
+            d_loss = self.discriminator_loss(real_logits, fake_logits)
+            extra = extra_loss_fn(sharp, fake) if extra_loss_fn else tf.constant(0.0)
+            total = d_loss + extra
+            scaled = self.d_optimizer.scale_loss(total / _replicas())
+        variables = self.discriminator.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        ok = self._apply_if_finite(self.d_optimizer, total, grads, variables)
+        return d_loss, extra, ok
+
+    def _generator_step(self, blurred, sharp):
+        with tf.GradientTape() as tape:
+            restored = self.generator(blurred, training=True)
+            fake_logits = tf.cast(self.discriminator(restored, training=True), tf.float32)
+            adv = self.generator_adversarial_loss(fake_logits)
+            content = self.content_loss(restored, sharp)
+            total = self.adv_weight * adv + self.content_weight * content
+            scaled = self.g_optimizer.scale_loss(total / _replicas())
+        variables = self.generator.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        ok = self._apply_if_finite(self.g_optimizer, total, grads, variables)
+        return adv, content, ok
+
+    def _report(self, g_adv, g_content, d_loss, gp, ok):
+        self.g_adv_tracker.update_state(g_adv)
+        self.g_content_tracker.update_state(g_content)
+        self.d_loss_tracker.update_state(d_loss)
+        self.gp_tracker.update_state(gp)
+        self.nonfinite_tracker.update_state(1.0 - tf.cast(ok, tf.float32))
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        blurred, sharp = data
+        restored = self.generator(blurred, training=False)
+        psnr = tf.image.psnr(restored, sharp, max_val=2.0)
+        ssim = tf.image.ssim(restored, sharp, max_val=2.0)
+        return {"psnr": tf.reduce_mean(psnr), "ssim": tf.reduce_mean(ssim)}
+
+
+@keras.saving.register_keras_serializable(package="tfdeblur")
+class GAN(DeblurGAN):
+    """Original GAN: binary cross-entropy on D's logits."""
+
+    gan_name = "gan"
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        return L.bce_discriminator_loss(real_logits, fake_logits)
+
+    def generator_adversarial_loss(self, fake_logits):
+        return L.bce_generator_loss(fake_logits)
+
+    def train_step(self, data):
+        blurred, sharp = data
+        d_loss, _, d_ok = self._discriminator_step(blurred, sharp)
+        g_adv, g_content, g_ok = self._generator_step(blurred, sharp)
+        return self._report(g_adv, g_content, d_loss, 0.0, tf.logical_and(d_ok, g_ok))
+
+
+@keras.saving.register_keras_serializable(package="tfdeblur")
+class LSGAN(DeblurGAN):
+    """Least-squares GAN, a=0, b=1, c=1."""
+
+    gan_name = "lsgan"
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        return L.lsgan_discriminator_loss(real_logits, fake_logits, a=0.0, b=1.0)
+
+    def generator_adversarial_loss(self, fake_logits):
+        return L.lsgan_generator_loss(fake_logits, c=1.0)
+
+    def train_step(self, data):
+        blurred, sharp = data
+        d_loss, _, d_ok = self._discriminator_step(blurred, sharp)
+        g_adv, g_content, g_ok = self._generator_step(blurred, sharp)
+        return self._report(g_adv, g_content, d_loss, 0.0, tf.logical_and(d_ok, g_ok))
+
+
+@keras.saving.register_keras_serializable(package="tfdeblur")
+class WGANGP(DeblurGAN):
+    """WGAN-GP: critic loss + gp_weight * (||grad D(x_hat)||_2 - 1)^2, ``n_critic`` critic steps
+    per generator step (each on the same batch: data is the bottleneck on CPU)."""
+
+    gan_name = "wgan-gp"
+
+    def __init__(self, *args, gp_weight=10.0, n_critic=5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gp_weight = float(gp_weight)
+        self.n_critic = int(n_critic)
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        return L.wgan_critic_loss(real_logits, fake_logits)
+
+    def generator_adversarial_loss(self, fake_logits):
+        return L.wgan_generator_loss(fake_logits)
+
+    def train_step(self, data):
+        blurred, sharp = data
+        gp_value = tf.constant(0.0)
+        d_loss = tf.constant(0.0)
+        ok = tf.constant(True)
+
+        def penalty(real, fake):
+            # a checkpointed tf.random.Generator (set by the trainer) makes resumed runs exact
+            rng = getattr(self, "rng", None)
+            alpha = rng.uniform([tf.shape(real)[0], 1, 1, 1]) if rng is not None else None
+            return self.gp_weight * L.gradient_penalty(self.discriminator, real, fake, alpha=alpha)
+
+        for _ in range(self.n_critic):
+            d_loss, gp_term, d_ok = self._discriminator_step(blurred, sharp, extra_loss_fn=penalty)
+            gp_value = gp_term / self.gp_weight
+            ok = tf.logical_and(ok, d_ok)
+        g_adv, g_content, g_ok = self._generator_step(blurred, sharp)
+        return self._report(g_adv, g_content, d_loss, gp_value, tf.logical_and(ok, g_ok))
+
+
+GAN_CLASSES = {"gan": GAN, "lsgan": LSGAN, "wgan-gp": WGANGP}
+
+
+def make_gan(kind: str, generator, discriminator, content_loss, **kwargs) -> DeblurGAN:
+    if kind not in GAN_CLASSES:
+        raise ValueError(f"unknown GAN loss {kind!r}; choose from {', '.join(GAN_CLASSES)}")
+    if kind != "wgan-gp":
+        kwargs.pop("gp_weight", None)
+        kwargs.pop("n_critic", None)
+    return GAN_CLASSES[kind](generator, discriminator, content_loss, **kwargs)

@@ -1,0 +1,190 @@
+"""Robust image discovery and decoding shared by training, evaluation and the CLIs.
+
+Every reader either returns a correct RGB uint8 image (plus alpha when there is one) or raises
+:class:`ImageError` whose message is one line naming the reason. Callers turn that into one
+warning line per skipped file and a summary count.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageError",
+    "SkipLog",
+    "find_images",
+    "read_image",
+    "read_rgb",
+    "write_image",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MAX_PIXELS = 16_000 * 16_000  # bigger than any camera; beyond it we refuse rather than swap
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-image
+
+
+class ImageError(Exception):
+    """An input that cannot be used; str() is a one-line reason."""
+
+
+@dataclass
+class SkipLog:
+    """Collects skipped inputs: one stderr line each, and a summary count."""
+
+    stream: object = None
+    skipped: list = field(default_factory=list)
+
+    def skip(self, path, reason):
+        self.skipped.append((str(path), str(reason)))
+        print(f"skipped {path}: {reason}", file=self.stream or sys.stderr, flush=True)
+
+    def __len__(self):
+        return len(self.skipped)
+
+
+def find_images(inputs, log: SkipLog | None = None, extensions=IMAGE_EXTENSIONS):
+    """Expand files and folders (recursively) into ``[(path, relative_path)]``, sorted.
+
+    Folders are walked without following symlinked folders (no loops); files with an image
+    extension are returned, missing paths are logged as skipped.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    out = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            found = []
+            for root, dirs, files in os.walk(item, followlinks=False, onerror=lambda e: log and log.skip(e.filename, _reason(e))):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.lower().endswith(extensions):
+                        full = os.path.join(root, name)
+                        found.append((full, os.path.relpath(full, item)))
+            out.extend(sorted(found, key=lambda p: p[1]))
+        elif os.path.lexists(item):
+            out.append((item, os.path.basename(item)))
+        elif log is not None:
+            log.skip(item, "no such file or directory")
+        else:
+            raise ImageError(f"{item}: no such file or directory")
+    return out
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.errno is not None:
+        if e.errno == errno.ELOOP:
+            return "symlink loop"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        if e.errno == errno.ENOENT:
+            return "no such file or directory"
+        return os.strerror(e.errno).lower()
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return msg[:160]
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer):
+        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return np.clip(np.round(arr.astype(np.float64) * (255.0 / hi)), 0, 255).astype(np.uint8)
+    arr = arr.astype(np.float64)
+    if arr.max(initial=0) <= 1.0:
+        arr = arr * 255.0
+    return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+
+
+def read_image(path, draft_size: int | None = None):
+    """Decode ``path`` to ``(rgb uint8 [H, W, 3], alpha uint8 [H, W] or None)``.
+
+    EXIF orientation is applied; grayscale, palette, CMYK, 16-bit and alpha images are converted.
+    ``draft_size`` lets JPEG decode at reduced scale when only a small image is needed.
+    """
+    path = os.fspath(path)
+    try:
+        if os.path.isdir(path):
+            raise ImageError("is a directory")
+        if os.path.getsize(path) == 0:
+            raise ImageError("empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if draft_size and im.format == "JPEG":
+                    im.draft("RGB", (draft_size, draft_size))
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                alpha = None
+                mode = im.mode
+                if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    arr = _to_uint8(np.asarray(im))
+                    rgb = np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr[..., :3]
+                    return np.ascontiguousarray(rgb), None
+                if mode == "P":
+                    im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+                    mode = im.mode
+                if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+                    rgba = np.asarray(im.convert("RGBA"))
+                    alpha = rgba[..., 3].copy()
+                    rgb = rgba[..., :3]
+                else:
+                    rgb = np.asarray(im.convert("RGB"))
+                return np.ascontiguousarray(_to_uint8(rgb)), alpha
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"image larger than {MAX_PIXELS} pixels") from None
+    except Image.DecompressionBombWarning:
+        raise ImageError(f"image larger than {MAX_PIXELS} pixels") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError("not a readable image (unknown format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        text = str(e).lower()
+        if "truncated" in text:
+            raise ImageError("truncated or corrupt image data") from None
+        raise ImageError(_reason(e)) from None
+    except MemoryError:
+        raise ImageError("not enough memory to decode") from None
+
+
+def read_rgb(path, size: int | None = None):
+    """RGB uint8 image, optionally resized to ``size`` x ``size`` (area / bicubic)."""
+    rgb, _ = read_image(path, draft_size=size)
+    if size is not None and rgb.shape[:2] != (size, size):
+        import cv2
+
+        interp = cv2.INTER_AREA if min(rgb.shape[:2]) > size else cv2.INTER_CUBIC
+        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
+    return rgb
+
+
+def write_image(path, rgb: np.ndarray, alpha: np.ndarray | None = None, quality: int = 95):
+    """Write atomically (temp file then rename), by the extension of ``path``."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    arr = np.dstack([rgb, alpha]) if alpha is not None else rgb
+    im = Image.fromarray(arr)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(ext, "PNG")
+    if fmt in ("JPEG", "BMP") and im.mode == "RGBA":
+        im = im.convert("RGB")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+        im.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

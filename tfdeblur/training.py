@@ -1,0 +1,383 @@
+"""The training loop behind ``python train.py``: data, models, checkpoints, TensorBoard, signals.
+
+A custom step loop (rather than ``fit``) because GAN runs here are step-based and must resume
+mid-"epoch" exactly: the data stream is a pure function of the step (see ``tfdeblur.data``), and
+``tf.train.CheckpointManager`` stores G, D, both optimizers, the step, the best validation PSNR
+and the RNG used by the gradient penalty.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import dataclasses
+
+import numpy as np
+
+from tfdeblur import blur
+from tfdeblur.config import ConfigError
+from tfdeblur.data import NoImagesError, load_faces, load_split, make_eval_pairs, train_dataset
+from tfdeblur.imageio import SkipLog
+
+__all__ = ["TrainingError", "TrainingInterrupted", "NonFiniteLoss", "resolve_data_dir", "train"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; str() is a one-line message for the user."""
+
+
+class TrainingInterrupted(TrainingError):
+    def __init__(self, signum, step):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved, resume with --resume")
+        self.signum = signum
+
+
+class NonFiniteLoss(TrainingError):
+    pass
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+    return data_dir or os.environ.get("TFDEBLUR_DATA") or os.path.join("data", "lfw")
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class _SignalFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (so a checkpoint can be written)."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second signal: give up waiting
+            raise KeyboardInterrupt
+        self.signum = signum
+        _log(f"\n{signal.Signals(signum).name} received: saving a checkpoint after this step ...")
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+
+def _lr_at(step, total, base, decay_start):
+    """Constant, then linear decay to 0 (DeblurGAN's schedule)."""
+    start = int(total * decay_start)
+    if step < start or total <= start:
+        return base
+    return base * max(0.0, (total - step) / (total - start))
+
+
+def _make_strategy(name):
+    import tensorflow as tf
+
+    if name in (None, "default"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"unknown strategy {name!r}; use default, mirrored or multiworker")
+
+
+def _atomic_save_keras(model, path):
+    tmp = path[: -len(".keras")] + f".tmp-{os.getpid()}.keras"
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _image_grid(blurred, restored, sharp, n=4):
+    """Rows of blurred | restored | sharp, uint8 [1, n*H, 3*W, 3]."""
+    rows = [np.concatenate([blurred[i], restored[i], sharp[i]], axis=1) for i in range(min(n, len(blurred)))]
+    return np.concatenate(rows, axis=0)[None]
+
+
+def train(
+    cfg: dict,
+    output_dir: str,
+    resume: bool = False,
+    strategy: str = "default",
+    mixed_precision: bool = False,
+    deterministic: bool = False,
+    verbose: int = 1,
+) -> dict:
+    """Train a deblurring GAN as configured; returns a summary dict (also in ``summary.json``)."""
+    tcfg, dcfg, mcfg = cfg["train"], cfg["data"], cfg["model"]
+
+    # -- data first: refuse an unusable folder before any model is built ----------------------
+    data_dir = resolve_data_dir(dcfg["data_dir"])
+    log = SkipLog()
+    try:
+        split = load_split(data_dir, dcfg["val_fraction"], dcfg["split_seed"], log=log)
+    except NoImagesError as e:
+        raise TrainingError(str(e)) from None
+    os.makedirs(output_dir, exist_ok=True)
+    if not os.access(output_dir, os.W_OK):
+        raise TrainingError(f"output dir {output_dir!r} is not writable")
+
+    import keras
+    import tensorflow as tf
+
+    from tfdeblur.gan import make_gan
+    from tfdeblur.losses import ContentLossUnavailable, build_content_loss
+    from tfdeblur.models import build_discriminator, build_generator
+
+    seed = int(tcfg["seed"])
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    size = int(dcfg["image_size"])
+    train_paths = split.train[: dcfg["train_limit"]] if dcfg["train_limit"] else split.train
+    _log(f"data: {data_dir}: {len(split.train)} train / {len(split.val)} validation images (split by person)")
+    train_images, _ = load_faces(train_paths, size, log=log)
+    if len(train_images) == 0:
+        raise TrainingError(f"no usable training images under {data_dir!r}")
+    val_images, _ = load_faces(split.val, size, log=log, limit=dcfg["val_images"])
+    if len(val_images) == 0:  # tiny corpora: validate on (some) training images, and say so
+        _log("warning: no validation persons; validating on training images")
+        val_images = train_images[: dcfg["val_images"]]
+    val_kernels = blur.preset_bank("eval", len(val_images), seed=12345)
+    val_blurred = make_eval_pairs(val_images, val_kernels)
+
+    kernel_bank = None
+    if dcfg["kernel_bank"]:
+        try:
+            kernel_bank, _ = blur.load_bank(dcfg["kernel_bank"])
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+    blur_cfg = dict(dcfg["blur"] or {})
+    preset = blur_cfg.pop("preset", "train")
+    try:
+        kparams = blur.PRESETS[preset] if preset else blur.KernelParams()
+        kparams = dataclasses.replace(kparams, **blur_cfg).validated() if blur_cfg else kparams.validated()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"data.blur: {e}") from None
+
+    total_steps = int(tcfg["steps"])
+    if tcfg.get("epochs"):
+        total_steps = int(tcfg["epochs"]) * int(tcfg["steps_per_epoch"])
+    batch_size = int(tcfg["batch_size"])
+
+    # -- models --------------------------------------------------------------------------------
+    dist = _make_strategy(strategy)
+    if batch_size % dist.num_replicas_in_sync:
+        raise ConfigError(f"batch size {batch_size} must divide evenly over {dist.num_replicas_in_sync} replicas")
+    with dist.scope():
+        generator = build_generator(**mcfg["generator"])
+        discriminator = build_discriminator(**mcfg["discriminator"])
+        try:
+            content = build_content_loss(tcfg["content"], vgg19_weights=tcfg.get("vgg19_weights"))
+        except ContentLossUnavailable as e:
+            raise TrainingError(str(e)) from None
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        gan = make_gan(
+            tcfg["gan"], generator, discriminator, content,
+            content_weight=tcfg["content_weight"], adv_weight=tcfg["adv_weight"],
+            gp_weight=tcfg["gp_weight"], n_critic=tcfg["n_critic"],
+        )
+        g_opt = keras.optimizers.Adam(tcfg["g_lr"], beta_1=tcfg["beta_1"], beta_2=tcfg["beta_2"])
+        d_opt = keras.optimizers.Adam(tcfg["d_lr"], beta_1=tcfg["beta_1"], beta_2=tcfg["beta_2"])
+        if mixed_precision:
+            g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
+            d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
+        gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+        gan.build_optimizers()
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
+        lr_scale = tf.Variable(1.0, dtype=tf.float64, trainable=False, name="lr_scale")
+        gan.rng = tf.random.Generator.from_seed(seed)
+
+    ckpt = tf.train.Checkpoint(
+        generator=generator, discriminator=discriminator, g_optimizer=g_opt, d_optimizer=d_opt,
+        step=step_var, best_psnr=best_psnr, lr_scale=lr_scale, rng=gan.rng,
+    )
+    ckpt_dir = os.path.join(output_dir, "checkpoints")
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=int(tcfg["keep_checkpoints"]))
+    if manager.latest_checkpoint and not resume:
+        raise TrainingError(
+            f"{output_dir!r} already holds a checkpoint ({os.path.basename(manager.latest_checkpoint)}); "
+            "pass --resume to continue it, or choose another --output-dir"
+        )
+    if resume and manager.latest_checkpoint:
+        try:
+            ckpt.restore(manager.latest_checkpoint).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
+            raise TrainingError(
+                f"cannot resume from {manager.latest_checkpoint}: it does not match this config's models "
+                f"({str(e).splitlines()[0][:160]})"
+            ) from None
+        _log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+    elif resume:
+        _log(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
+
+    with open(os.path.join(output_dir, "config.yaml"), "w") as f:
+        import yaml
+
+        yaml.safe_dump(cfg, f, sort_keys=False)
+
+    start = int(step_var.numpy())
+    if start >= total_steps:
+        _log(f"already at step {start} >= --steps {total_steps}; nothing to train")
+
+    ds = train_dataset(
+        train_images, batch_size, int(dcfg["crop"]), seed=seed, start_step=start, total_steps=total_steps,
+        kernel_params=kparams, kernel_bank=kernel_bank, noise_sigma=dcfg["noise_sigma"],
+    )
+    dist_ds = dist.experimental_distribute_dataset(ds) if dist.num_replicas_in_sync > 1 else ds
+
+    @tf.function
+    def train_step(batch):
+        per_replica = dist.run(gan.train_step, args=(batch,))
+        return {k: dist.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
+
+    @tf.function
+    def restore_batch(x):
+        return generator(x, training=False)
+
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs"))
+    spe = int(tcfg["steps_per_epoch"])
+    ckpt_every = int(tcfg["checkpoint_every"])
+    nan_step = tcfg.get("debug_nan_at_step")
+    on_nonfinite = tcfg["on_nonfinite"]
+    metric_names = ["g_adv", "g_content", "d_loss", "gp"]
+    progbar = keras.utils.Progbar(total_steps, verbose=verbose, stateful_metrics=metric_names + ["lr", "val_psnr"])
+    if start and verbose:
+        progbar.update(start)
+
+    def save_checkpoint(step):
+        step_var.assign(step)
+        try:
+            manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError, tf.errors.InternalError) as e:
+            text = str(e)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in text:
+                raise TrainingError(
+                    f"disk full while saving the checkpoint at step {step} in {ckpt_dir}; the last good "
+                    f"checkpoint is {manager.latest_checkpoint}. Free space and run again with --resume"
+                ) from None
+            raise TrainingError(f"could not save the checkpoint at step {step}: {text.splitlines()[0][:200]}") from None
+        finally:
+            for name in os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []:
+                if "_temp" in name:  # partial shards of a failed write
+                    path = os.path.join(ckpt_dir, name)
+                    import shutil
+
+                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+
+    def validate(step):
+        psnrs, ssims, restored_all = [], [], []
+        for i in range(0, len(val_images), 16):
+            x = tf.cast(val_blurred[i : i + 16], tf.float32) / 127.5 - 1.0
+            y = tf.cast(val_images[i : i + 16], tf.float32) / 127.5 - 1.0
+            r = restore_batch(x)
+            psnrs.append(tf.image.psnr(r, y, 2.0).numpy())
+            ssims.append(tf.image.ssim(r, y, 2.0).numpy())
+            if i == 0:
+                restored_all = ((r.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+        psnr, ssim = float(np.mean(np.concatenate(psnrs))), float(np.mean(np.concatenate(ssims)))
+        with writer.as_default(step=step):
+            tf.summary.scalar("val/psnr", psnr)
+            tf.summary.scalar("val/ssim", ssim)
+            tf.summary.image("val/blurred|restored|sharp", _image_grid(val_blurred, restored_all, val_images), step=step)
+        improved = psnr > float(best_psnr.numpy())
+        if improved:
+            best_psnr.assign(psnr)
+            try:
+                _atomic_save_keras(generator, os.path.join(output_dir, "generator.keras"))
+            except OSError as e:
+                raise TrainingError(f"could not write generator.keras: {e.strerror or e}") from None
+        return psnr, ssim, improved
+
+    history = []
+    t0 = time.time()
+    step = start
+    last_good = manager.latest_checkpoint
+    nonfinite_seen = 0.0
+    with _SignalFlag() as sig:
+        iterator = iter(dist_ds)
+        while step < total_steps:
+            if sig.signum is not None:
+                save_checkpoint(step)
+                writer.flush()
+                raise TrainingInterrupted(sig.signum, step)
+            lr_g = _lr_at(step, total_steps, tcfg["g_lr"], tcfg["decay_start"]) * float(lr_scale.numpy())
+            lr_d = _lr_at(step, total_steps, tcfg["d_lr"], tcfg["decay_start"]) * float(lr_scale.numpy())
+            g_opt.learning_rate.assign(lr_g)
+            d_opt.learning_rate.assign(lr_d)
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+            if nan_step is not None and step == int(nan_step):
+                batch = tuple(b * float("nan") for b in batch)
+            logs = {k: float(v) for k, v in train_step(batch).items()}
+            if logs["nonfinite"] > nonfinite_seen:
+                nonfinite_seen = logs["nonfinite"]
+                bad = {k: logs[k] for k in metric_names if not math.isfinite(logs[k])} or {"gradient": float("nan")}
+                what = ", ".join(f"{k}={v}" for k, v in bad.items())
+                if on_nonfinite == "stop":
+                    raise NonFiniteLoss(
+                        f"non-finite loss at step {step + 1} ({what}); the update was not applied and the "
+                        f"last good checkpoint is {last_good or 'none (no checkpoint yet)'}. "
+                        "Lower the learning rates, or set train.on_nonfinite: skip"
+                    )
+                lr_scale.assign(float(lr_scale.numpy()) * 0.5)
+                _log(f"\nnon-finite loss at step {step + 1} ({what}): step skipped, learning rates halved")
+            step += 1
+            if step % 50 == 0 or step == total_steps:
+                with writer.as_default(step=step):
+                    for k in metric_names:
+                        if math.isfinite(logs[k]):
+                            tf.summary.scalar(f"train/{k}", logs[k])
+                    tf.summary.scalar("train/g_lr", lr_g)
+                    tf.summary.scalar("train/d_lr", lr_d)
+            values = [(k, logs[k]) for k in metric_names if k != "gp" or tcfg["gan"] == "wgan-gp"] + [("lr", lr_g)]
+            if step % spe == 0 or step == total_steps:
+                psnr, ssim, improved = validate(step)
+                history.append({"step": step, "val_psnr": psnr, "val_ssim": ssim})
+                values.append(("val_psnr", psnr))
+            if step % ckpt_every == 0 or step == total_steps:
+                save_checkpoint(step)
+                last_good = manager.latest_checkpoint
+            if verbose:
+                progbar.update(step, values)
+    if not os.path.exists(os.path.join(output_dir, "generator.keras")):
+        validate(step)
+    writer.flush()
+    elapsed = time.time() - t0
+    summary = {
+        "gan": tcfg["gan"], "steps": step, "trained_steps_this_run": step - start,
+        "seconds_this_run": round(elapsed, 1),
+        "images_per_second": round((step - start) * batch_size / elapsed, 2) if elapsed > 0 and step > start else None,
+        "best_val_psnr": float(best_psnr.numpy()), "history": history,
+        "train_images": int(len(train_images)), "val_images": int(len(val_images)),
+        "skipped_inputs": len(log),
+    }
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
