@@ -20,8 +20,16 @@ def _fail(msg: str, code: int = EXIT_FAILED) -> int:
 
 # ------------------------------------------------------------------------------------- train
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit 2, like every other user error (argparse
+    would print the whole usage block first)."""
+
+    def error(self, message):
+        self.exit(EXIT_FAILED, f"error: {message} (see {self.prog} --help)\n")
+
+
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train.py", description="Train a deblurring GAN on face images.")
+    p = _OneLineParser(prog="train.py", description="Train a deblurring GAN on face images.")
     p.add_argument("--gan", choices=["gan", "lsgan", "wgan-gp"], help="adversarial loss (default: the config's)")
     p.add_argument("--config", default=None, help="YAML config (default: configs/cpu.yaml if present)")
     p.add_argument("--data-dir", default=None, help="face images, one folder per person (default: $TFDEBLUR_DATA, then data/lfw)")

@@ -81,6 +81,11 @@ def set_dotted(cfg: dict, key: str, value) -> None:
         if not isinstance(node.get(p), dict):
             raise ConfigError(f"unknown config key {key!r}")
         node = node[p]
+    # only the free-form maps (train.content, data.blur) take new keys
+    if parts[-1] not in node and ".".join(parts[:-1]) not in _FREE_FORM:
+        raise ConfigError(f"unknown config key {key!r}")
+    if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+        raise ConfigError(f"config key {key!r} is a section: set its keys ({key}.NAME=VALUE) or a mapping")
     node[parts[-1]] = value
 
 
@@ -139,5 +144,27 @@ def validate(cfg: dict) -> None:
     for key in ("g_lr", "d_lr", "content_weight", "adv_weight", "gp_weight"):
         if not isinstance(t[key], (int, float)) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    # the rest would otherwise fail later with a traceback (TypeError / ValueError mid-setup)
+    if not _is_int(d["image_size"]) or d["image_size"] < 16:
+        raise ConfigError(f"data.image_size must be an integer >= 16, got {d['image_size']!r}")
+    for name, v in (("data.train_limit", d["train_limit"]), ("data.val_images", d["val_images"]),
+                    ("train.debug_nan_at_step", t["debug_nan_at_step"])):
+        if v is not None and (not _is_int(v) or v < 1):
+            raise ConfigError(f"{name} must be a positive integer or null, got {v!r}")
+    for name, v in (("train.seed", t["seed"]), ("data.split_seed", d["split_seed"])):
+        if not _is_int(v):
+            raise ConfigError(f"{name} must be an integer, got {v!r}")
+    for name, v, hi in (("data.val_fraction", d["val_fraction"], "1)"), ("train.decay_start", t["decay_start"], "1]"),
+                        ("train.beta_1", t["beta_1"], "1)"), ("train.beta_2", t["beta_2"], "1)")):
+        if not _is_number(v) or v < 0 or v > 1 or (v == 1 and hi == "1)"):
+            raise ConfigError(f"{name} must be a number in [0, {hi}, got {v!r}")
     if not isinstance(d["crop"], int) or d["crop"] < 16 or d["crop"] > d["image_size"]:
         raise ConfigError(f"data.crop must be an integer in [16, data.image_size], got {d['crop']!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

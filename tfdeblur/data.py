@@ -132,6 +132,7 @@ def train_dataset(
     noise_sigma=(0.0, 0.0),
     quantize: bool = True,
     flip: bool = True,
+    parallel: bool = True,
 ):
     """Batches ``(blurred, sharp)`` in [-1, 1], ``[B, crop, crop, 3]``, for steps
     ``start_step .. total_steps-1`` (endless when ``total_steps`` is None).
@@ -139,6 +140,9 @@ def train_dataset(
     Each sample is a random crop with a kernel-radius margin of real pixels, blurred with "valid"
     convolution, so the blurred crop has no synthetic border. Kernels are fresh per sample and
     step (``kernel_params``), or drawn from a fixed ``kernel_bank``.
+
+    ``parallel=False`` builds batches one at a time with no prefetch (the baseline that
+    ``python -m bench --only opts`` compares against); batches are identical either way.
     """
     n = int(images_uint8.shape[0])
     if n == 0:
@@ -194,6 +198,11 @@ def train_dataset(
 
     end = total_steps if total_steps is not None else np.iinfo(np.int64).max
     ds = tf.data.Dataset.range(start_step, end)
+    if not parallel:  # also stop tf.data's default rewrites from parallelising it behind our back
+        opts = tf.data.Options()
+        opts.experimental_optimization.map_parallelization = False
+        opts.experimental_optimization.inject_prefetch = False
+        return ds.map(make_batch).with_options(opts)
     ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -228,7 +228,7 @@ class VGG19Loss:
 def _vgg_message(reason, cached):
     return (
         f"{reason}. The 'vgg19' content loss needs Keras' ImageNet VGG19 weights: put "
-        f"{VGG19_WEIGHTS_FILE} at {cached}, or set content.vgg19_weights in the config to a local "
+        f"{VGG19_WEIGHTS_FILE} at {cached}, or set train.vgg19_weights in the config to a local "
         "copy. Offline alternatives that need no download: content terms 'face' (MTCNN features), "
         "'charbonnier', 'l1', 'ssim' (e.g. configs/cpu.yaml)."
     )

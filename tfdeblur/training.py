@@ -187,8 +187,11 @@ def train(
     if batch_size % dist.num_replicas_in_sync:
         raise ConfigError(f"batch size {batch_size} must divide evenly over {dist.num_replicas_in_sync} replicas")
     with dist.scope():
-        generator = build_generator(**mcfg["generator"])
-        discriminator = build_discriminator(**mcfg["discriminator"])
+        try:
+            generator = build_generator(**mcfg["generator"])
+            discriminator = build_discriminator(**mcfg["discriminator"])
+        except (TypeError, ValueError) as e:  # unknown or invalid model.* values
+            raise ConfigError(f"model: {e}") from None
         try:
             content = build_content_loss(tcfg["content"], vgg19_weights=tcfg.get("vgg19_weights"))
         except ContentLossUnavailable as e:
@@ -317,7 +320,6 @@ def train(
     t0 = time.time()
     step = start
     last_good = manager.latest_checkpoint
-    nonfinite_seen = 0.0
     with _SignalFlag() as sig:
         iterator = iter(dist_ds)
         while step < total_steps:
@@ -333,11 +335,10 @@ def train(
                 batch = next(iterator)
             except StopIteration:
                 break
-            if nan_step is not None and step == int(nan_step):
+            if nan_step is not None and step + 1 == int(nan_step):  # steps count from 1, as in messages
                 batch = tuple(b * float("nan") for b in batch)
             logs = {k: float(v) for k, v in train_step(batch).items()}
-            if logs["nonfinite"] > nonfinite_seen:
-                nonfinite_seen = logs["nonfinite"]
+            if logs["nonfinite"] > 0:
                 bad = {k: logs[k] for k in metric_names if not math.isfinite(logs[k])} or {"gradient": float("nan")}
                 what = ", ".join(f"{k}={v}" for k, v in bad.items())
                 if on_nonfinite == "stop":
@@ -348,6 +349,7 @@ def train(
                     )
                 lr_scale.assign(float(lr_scale.numpy()) * 0.5)
                 _log(f"\nnon-finite loss at step {step + 1} ({what}): step skipped, learning rates halved")
+                gan.reset_metrics()
             step += 1
             if step % 50 == 0 or step == total_steps:
                 with writer.as_default(step=step):
@@ -356,6 +358,7 @@ def train(
                             tf.summary.scalar(f"train/{k}", logs[k])
                     tf.summary.scalar("train/g_lr", lr_g)
                     tf.summary.scalar("train/d_lr", lr_d)
+                gan.reset_metrics()  # scalars are means over the last 50 steps, not since step 0
             values = [(k, logs[k]) for k in metric_names if k != "gp" or tcfg["gan"] == "wgan-gp"] + [("lr", lr_g)]
             if step % spe == 0 or step == total_steps:
                 psnr, ssim, improved = validate(step)

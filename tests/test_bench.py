@@ -1,0 +1,47 @@
+"""Smoke test for ``python -m bench``: it runs and writes the documented JSON.
+
+Benchmarks are not tests: nothing here checks a speed, only that the entry point works end to
+end (peak measurement, the infer section on the lean model, the table and the JSON layout).
+"""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+ROW_KEYS = {"section", "what", "config", "input", "batch", "rate", "unit", "rate_best", "iters",
+            "gmac_per_img", "gflops", "frac_peak", "device", "note"}
+
+
+def test_bench_quick_infer_smoke(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "infer", "--models", "lean", "--sizes", "32",
+           "--formats", "keras,tflite-fp32", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "GMAC/img" in proc.stdout and "%peak" in proc.stdout  # the printed table
+
+    res = json.loads(out.read_text())
+    assert {"meta", "peak", "sections", "rows", "speedups"} <= set(res)
+    assert res["meta"]["quick"] is True
+    assert res["peak"]["gflops"] > 0 and res["peak"]["n"] == 2048
+    assert res["sections"]["infer"]["status"] == "ok"
+    assert list(res["sections"]) == ["infer"]  # --only is honoured
+
+    rows = res["rows"]
+    assert [(r["what"].split()[0], r["input"], r["batch"]) for r in rows] == [
+        ("keras", "32x32", 8),
+        ("tflite", "32x32", 1),
+    ]
+    for r in rows:
+        assert ROW_KEYS <= set(r), r
+        assert "error" not in r, r["error"]
+        assert r["section"] == "infer" and r["model"] == "lean" and r["unit"] == "img/s"
+        assert r["rate"] > 0 and r["gmac_per_img"] > 0
+        assert abs(r["gflops"] - 2 * r["gmac_per_img"] * r["rate"]) < 1e-6 * r["gflops"]
+        assert abs(r["frac_peak"] - r["gflops"] / res["peak"]["gflops"]) < 1e-9
+    # the TFLite model computes what the Keras model computes (a broken conversion gives NaN)
+    assert rows[1]["max_abs_diff_vs_keras"] < 1e-3

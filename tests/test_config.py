@@ -1,0 +1,174 @@
+"""Configs (YAML over defaults, dotted overrides) and the train.py command line: every user error
+is one line on stderr and exit 2, never a traceback. Nothing here builds a model."""
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfdeblur.cli import train_main, train_parser
+from tfdeblur.config import DEFAULTS, ConfigError, load_config, merge, set_dotted, validate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write(tmp_path, text, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------ library
+
+def test_defaults_are_valid_and_not_mutated():
+    before = copy.deepcopy(DEFAULTS)
+    cfg = load_config()
+    assert cfg == DEFAULTS and cfg is not DEFAULTS
+    cfg["train"]["content"]["l1"] = 1.0
+    assert DEFAULTS == before
+
+
+def test_shipped_configs_load():
+    cpu = load_config(os.path.join(REPO, "configs", "cpu.yaml"))
+    assert cpu["model"]["generator"]["pixel_shuffle"] == 2 and cpu["model"]["generator"]["norm"] == "fused"
+    assert cpu["train"]["content"] == {"charbonnier": 1.0, "face": 0.1}  # replaced whole, no vgg19 merged in
+    assert cpu["data"]["crop"] == 128 and cpu["train"]["batch_size"] == 8
+    paper = load_config(os.path.join(REPO, "configs", "paper.yaml"))
+    assert paper["train"]["content"] == {"vgg19": 1.0} and paper["model"]["generator"]["ngf"] == 64
+    assert paper["data"]["train_limit"] == 1000 and paper["train"]["content_weight"] == 100.0
+
+
+def test_merge_is_deep_except_free_form_maps():
+    out = merge(DEFAULTS, {"model": {"generator": {"ngf": 8}}, "train": {"content": {"l1": 1.0}},
+                           "data": {"blur": {"length": [5, 10]}}})
+    assert out["model"]["generator"]["ngf"] == 8 and out["model"]["generator"]["n_blocks"] == 6
+    assert out["train"]["content"] == {"l1": 1.0}
+    assert out["data"]["blur"] == {"length": [5, 10]}
+
+
+def test_overrides_and_set_dotted():
+    cfg = load_config(None, {"train.steps": 7, "train.gan": None, "train.content.face": 0.5})
+    assert cfg["train"]["steps"] == 7 and cfg["train"]["gan"] == "lsgan"  # None: not given
+    assert cfg["train"]["content"] == {"vgg19": 1.0, "face": 0.5}  # free-form maps take new keys
+    set_dotted(cfg, "data.blur.length", [1, 2])
+    assert cfg["data"]["blur"]["length"] == [1, 2]
+    for key in ("train.bogus", "model.generator.width", "nosuch.key", "train.steps.deeper"):
+        with pytest.raises(ConfigError, match="unknown config key"):
+            set_dotted(cfg, key, 1)
+    with pytest.raises(ConfigError, match="is a section"):
+        set_dotted(cfg, "train", 5)
+
+
+def test_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "train: {steps: 3\n  gan: [\n"))
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(_write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, "train: {stepz: 3}\nmodel: {generator: {width: 3}}\nextra: 1\n"))
+    for key in ("train.stepz", "model.generator.width", "extra"):
+        assert key in str(e.value)
+    assert load_config(_write(tmp_path, ""))["train"]["gan"] == "lsgan"  # empty file = defaults
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("train.gan", "hinge", "train.gan"),
+    ("train.steps", 0, "train.steps"),
+    ("train.batch_size", 2.5, "train.batch_size"),
+    ("train.batch_size", True, "train.batch_size"),
+    ("train.epochs", 0, "train.epochs"),
+    ("train.on_nonfinite", "ignore", "on_nonfinite"),
+    ("train.content", {}, "train.content"),
+    ("train.g_lr", -1.0, "train.g_lr"),
+    ("train.g_lr", "1e-4", "train.g_lr"),  # YAML 1.1 reads 1e-4 as a string (1.0e-4 is a float)
+    ("data.crop", 300, "data.crop"),
+    ("data.crop", 8, "data.crop"),
+    ("data.image_size", "big", "data.image_size"),
+    ("data.val_fraction", 1.0, "data.val_fraction"),
+    ("data.train_limit", 0, "data.train_limit"),
+    ("train.decay_start", 1.5, "train.decay_start"),
+    ("train.beta_1", 1.0, "train.beta_1"),
+    ("train.seed", "x", "train.seed"),
+    ("train.debug_nan_at_step", 0, "train.debug_nan_at_step"),
+])
+def test_validate_rejects(key, value, match):
+    cfg = copy.deepcopy(DEFAULTS)
+    set_dotted(cfg, key, value)
+    with pytest.raises(ConfigError, match=match):
+        validate(cfg)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+TRAIN_FLAGS = ["--gan", "--config", "--data-dir", "--output-dir", "--steps", "--epochs", "--batch-size",
+               "--resume", "--checkpoint-every", "--seed", "--strategy", "--mixed-precision"]
+
+
+def test_help_lists_the_flags():
+    text = train_parser().format_help()
+    for flag in TRAIN_FLAGS:
+        assert flag in text, flag
+    assert "{gan,lsgan,wgan-gp}" in text and "{default,mirrored,multiworker}" in text
+    assert "--steps STEPS | --epochs EPOCHS" in text  # mutually exclusive
+
+
+def test_train_py_help_subprocess():
+    r = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True,
+                       timeout=180, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert r.returncode == 0, r.stderr
+    for flag in TRAIN_FLAGS:
+        assert flag in r.stdout, flag
+    assert "Traceback" not in r.stderr
+
+
+def _run_cli(capsys, argv):
+    """train_main in-process: (exit code, stderr lines). argparse errors exit via SystemExit."""
+    try:
+        code = train_main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return code, err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--gan", "hinge"], "invalid choice: 'hinge'"),
+    (["--steps", "5", "--epochs", "2"], "not allowed with argument"),
+    (["--steps", "many"], "invalid int value"),
+    (["--strategy", "tpu"], "invalid choice: 'tpu'"),
+    (["--steps", "0"], "train.steps must be a positive integer"),
+    (["--batch-size", "-2"], "train.batch_size"),
+    (["--set", "train.steps"], "--set expects KEY=VALUE"),
+    (["--set", "train.bogus=1"], "unknown config key 'train.bogus'"),
+    (["--set", "model.generator.width=3"], "unknown config key 'model.generator.width'"),
+    (["--set", "train.gan=[unclosed"], "cannot parse value"),
+    (["--set", "train=5"], "is a section"),
+    (["--set", "data.image_size=abc"], "data.image_size"),
+    (["--set", "data.val_fraction=1.5"], "data.val_fraction"),
+])
+def test_cli_usage_errors_are_one_line_exit_2(capsys, argv, words, tmp_path):
+    code, err = _run_cli(capsys, argv + ["--config", _write(tmp_path, "{}"), "--output-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ") and words in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("yaml_text,words", [
+    ("train: {stepz: 3}\n", "unknown key(s) train.stepz"),
+    ("train: [1, 2\n", "not valid YAML"),
+    ("model:\n  generator: {ngf: 8, width: 3}\n", "model.generator.width"),
+    ("train: {gan: hinge}\n", "train.gan must be"),
+])
+def test_cli_config_file_errors(capsys, tmp_path, yaml_text, words):
+    code, err = _run_cli(capsys, ["--config", _write(tmp_path, yaml_text), "--output-dir", str(tmp_path / "o")])
+    assert code == 2 and len(err) == 1 and words in err[0], err
+
+
+def test_cli_missing_config_file(capsys, tmp_path):
+    code, err = _run_cli(capsys, ["--config", str(tmp_path / "nope.yaml")])
+    assert code == 2 and len(err) == 1 and "nope.yaml" in err[0] and "not found" in err[0]

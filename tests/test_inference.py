@@ -1,0 +1,283 @@
+"""Inference: ``deblur`` on any size, tiling with whole-image normalisation, model loading errors,
+the ``tfdeblur deblur`` command (files, folders, grayscale, RGBA, errors) and ``--faces``."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfdeblur import cli, inference
+from tfdeblur.inference import ModelLoadError, ModelNotFoundError, deblur, load_model, tile_starts
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# TensorFlow 2.21 prints absl lines on import whatever TF_CPP_MIN_LOG_LEVEL says; they are not ours.
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d|To enable the following"
+                       r"|\s*$)")
+
+
+def user_lines(stderr):
+    return [line for line in stderr.splitlines() if not _TF_NOISE.match(line)]
+
+
+def run_cli(*args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "tfdeblur.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_model_path(tmp_path_factory):
+    import keras
+
+    from tfdeblur.models import build_generator
+
+    keras.utils.set_random_seed(0)
+    model = build_generator(ngf=8, n_blocks=1, pixel_shuffle=2, stem_kernel=3)
+    path = tmp_path_factory.mktemp("model") / "generator.keras"
+    model.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def model(small_model_path):
+    return load_model(small_model_path)
+
+
+def smooth_image(h, w, seed=0):
+    """Photo-like content: smooth colour fields, a disc, some texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([np.sin(0.03 * (c + 1) * xx + 0.02 * (3 - c) * yy + c) for c in range(3)], -1) * 80 + 128
+    img[(xx - 0.6 * w) ** 2 + (yy - 0.4 * h) ** 2 < (min(h, w) / 4) ** 2] -= 70
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------- library
+
+
+def test_deblur_is_the_model_in_uint8(model):
+    img = smooth_image(37, 53)
+    out = deblur(model, img)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    ref = model(img[None].astype(np.float32) / 127.5 - 1.0, training=False).numpy()[0]
+    ref = np.rint(np.clip((ref + 1.0) * 127.5, 0, 255)).astype(np.uint8)
+    assert np.array_equal(out, ref)
+    assert np.abs(out.astype(int) - img).mean() > 1  # an untrained generator does change the image
+
+
+def test_deblur_any_shape(model):
+    for h, w in [(5, 7), (1, 1), (16, 3), (33, 250)]:  # tiny ones are edge-padded inside
+        img = smooth_image(h, w)
+        out = deblur(model, img)
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    batch = np.stack([smooth_image(20, 30, s) for s in range(3)])
+    out = deblur(model, batch)
+    assert out.shape == batch.shape
+    assert np.array_equal(out[1], deblur(model, batch[1]))  # batching does not change results
+    gray = smooth_image(24, 40)[..., 0]
+    assert deblur(model, gray).shape == gray.shape
+    rgba = np.dstack([smooth_image(24, 40), np.arange(24 * 40, dtype=np.uint8).reshape(24, 40)])
+    out = deblur(model, rgba)
+    assert out.shape == rgba.shape and np.array_equal(out[..., 3], rgba[..., 3])
+    with pytest.raises(TypeError, match="uint8"):
+        deblur(model, img.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        deblur(model, np.zeros((2, 3, 4, 5, 3), np.uint8))
+
+
+def test_tile_layout_covers_with_overlap():
+    for length, tile, overlap, m in [(1000, 512, 64, 8), (264, 96, 32, 8), (96, 96, 32, 8), (528, 512, 64, 16), (4000, 512, 64, 8)]:
+        starts = tile_starts(length, tile, overlap, m)
+        assert starts[0] == 0 and starts[-1] + tile >= length and starts[-1] + tile <= max(length, tile)
+        assert all(s % m == 0 for s in starts)
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def _distance_to_seams(shape, tile, overlap, m):
+    """Per pixel, distance to the nearest tile edge that lies inside the image."""
+    h, w = shape
+    dist = np.full((h, w), 10**6)
+    for axis, n in ((0, h), (1, w)):
+        canvas = -(-n // m) * m
+        starts = tile_starts(canvas, min(tile, canvas), overlap, m)
+        edges = [s for s in starts if s > 0] + [s + tile for s in starts if s + tile < canvas]
+        if edges:
+            d = np.abs(np.arange(n)[:, None] - np.array(edges)[None, :]).min(1)
+            dist = np.minimum(dist, d[:, None] if axis == 0 else d[None, :])
+    return dist
+
+
+def test_tiled_equals_whole_image_away_from_seams(small_model_path, model):
+    img = smooth_image(200, 264, seed=3)
+    whole = deblur(model, img, tile=None).astype(int)
+    tiled = deblur(model, img, tile=96, overlap=32, batch_size=3).astype(int)
+    diff = np.abs(tiled - whole).max(-1)
+    far = _distance_to_seams(img.shape[:2], 96, 32, 8) >= 32
+    assert far.mean() > 0.05
+    assert diff[far].max() <= 3, diff[far].max()
+    assert diff.mean() <= 3.0, diff.mean()
+    # Recomputing tiles instead of caching their activations gives the same pixels.
+    assert np.array_equal(deblur(model, img, tile=96, overlap=32, cache_bytes=0), tiled)
+    # Why the statistics pass exists: tiles normalised on their own are far off.
+    naive_model = load_model(small_model_path)
+    object.__setattr__(naive_model, "_tfdeblur_graph", False)
+    naive = deblur(naive_model, img, tile=96, overlap=32).astype(int)
+    assert np.abs(naive - whole).max(-1).mean() > 3 * max(diff.mean(), 0.5)
+
+
+def test_load_model_errors(tmp_path, monkeypatch):
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        load_model(tmp_path / "nope.keras")
+    text = tmp_path / "model.keras"
+    text.write_text("this is not a model\n")
+    with pytest.raises(ModelLoadError, match="not a Keras model") as info:
+        load_model(text)
+    assert "\n" not in str(info.value)
+    fake = tmp_path / "fake.keras"
+    with zipfile.ZipFile(fake, "w") as z:
+        z.writestr("config.json", "{not json")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(fake)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(inference, "SHIPPED_MODEL", str(tmp_path / "pretrained" / "generator.keras"))
+    with pytest.raises(ModelNotFoundError, match="shipped model"):
+        load_model()
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def _write_inputs(root):
+    rng = np.random.default_rng(0)
+    (root / "sub" / "deeper").mkdir(parents=True)
+    Image.fromarray(smooth_image(37, 53)).save(root / "odd.png")
+    Image.fromarray(smooth_image(5, 7)).save(root / "tiny.bmp")
+    Image.fromarray(smooth_image(150, 131)).save(root / "sub" / "photo.jpg", quality=95)
+    Image.fromarray(smooth_image(64, 40)[..., 1]).save(root / "sub" / "gray.png")
+    alpha = rng.integers(0, 256, (30, 45), dtype=np.uint8)
+    Image.fromarray(np.dstack([smooth_image(30, 45), alpha])).save(root / "sub" / "deeper" / "rgba.png")
+    Image.fromarray(np.dstack([smooth_image(30, 45), alpha])).save(root / "sub" / "rgba.webp", lossless=True)
+    (root / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (root / "notes.txt").write_text("ignored: not an image extension")
+    return alpha
+
+
+def test_cli_folder_sizes_names_gray_alpha(tmp_path, small_model_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    alpha = _write_inputs(src)
+    r = run_cli("deblur", src, "-o", out, "--model", small_model_path, "--tile", 64, "--batch-size", 2)
+    assert r.returncode == 1, r.stderr  # one input skipped
+    lines = user_lines(r.stderr)
+    assert "Traceback" not in r.stderr
+    assert [line for line in lines if line.startswith("skipped")] == [
+        f"skipped {src / 'broken.jpg'}: not a readable image (unknown format)"
+    ]
+    assert lines[-1] == f"deblurred 6 images into {out}; skipped 1"
+    expect = {"odd.png": ((53, 37), "RGB"), "tiny.bmp": ((7, 5), "RGB"), "sub/photo.jpg": ((131, 150), "RGB"),
+              "sub/gray.png": ((40, 64), "L"), "sub/deeper/rgba.png": ((45, 30), "RGBA"),
+              "sub/rgba.webp": ((45, 30), "RGBA")}
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(expect)
+    for rel, (size, mode) in expect.items():
+        with Image.open(out / rel) as im:
+            assert (im.size, im.mode) == (size, mode), rel
+            if mode == "RGBA":
+                assert np.array_equal(np.asarray(im)[..., 3], alpha), rel
+    # A lossless output is exactly the library's result (the photo is tiled: 150 > --tile 64).
+    with Image.open(src / "odd.png") as im:
+        want = deblur(load_model(small_model_path), np.asarray(im.convert("RGB")))
+    with Image.open(out / "odd.png") as im:
+        assert np.array_equal(np.asarray(im), want)
+
+
+def _one_error_line(stderr):
+    lines = user_lines(stderr)
+    assert "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_cli_unwritable_output_is_one_line(tmp_path, small_model_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder's parent should be")
+    Image.fromarray(smooth_image(20, 20)).save(tmp_path / "a.png")
+    r = run_cli("deblur", tmp_path / "a.png", "-o", blocker / "out", "--model", small_model_path)
+    assert r.returncode == 2
+    assert "output folder" in _one_error_line(r.stderr)
+
+
+def test_cli_errors_in_process(tmp_path, capsys, small_model_path):
+    img = tmp_path / "a.png"
+    Image.fromarray(smooth_image(20, 20)).save(img)
+    text_model = tmp_path / "model.keras"
+    text_model.write_text("hello")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    cases = [
+        (["--model", str(tmp_path / "missing.keras")], "not found"),
+        (["--model", str(text_model)], "not a Keras model"),
+        (["--model", small_model_path, "--batch-size", "0"], "--batch-size"),
+        (["--model", small_model_path, "--tile", "4"], "tile"),
+    ]
+    for extra, words in cases:
+        code = cli.main(["deblur", str(img), "-o", str(tmp_path / "out"), *extra])
+        err = capsys.readouterr().err
+        assert code == 2, (extra, err)
+        assert words in _one_error_line(err), err
+    code = cli.main(["deblur", str(img), "-o", str(blocker), "--model", small_model_path])
+    assert code == 2 and "not a folder" in _one_error_line(capsys.readouterr().err)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = cli.main(["deblur", str(empty), str(tmp_path / "nothing.jpg"), "-o", str(tmp_path / "o2"),
+                     "--model", small_model_path])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert user_lines(err)[-1] == "error: no images to deblur (inputs: .jpg, .jpeg, .png, .webp, .bmp files or folders)"
+    assert f"skipped {tmp_path / 'nothing.jpg'}: no such file or directory" in err
+
+
+def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_model_path):
+    from tfdeblur.detectors import MTCNNDetector
+    from tfdeblur.inference import face_regions
+
+    names = ["2007_007763", "2008_001009"]
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for n in names:  # PNG copies: a lossless output shows every unchanged pixel exactly
+        Image.open(os.path.join(multiface_dir, f"{n}.jpg")).convert("RGB").save(src / f"{n}.png")
+    r = run_cli("deblur", src, "-o", out, "--model", small_model_path, "--faces")
+    assert r.returncode == 0, r.stderr
+    detector = MTCNNDetector()
+    for n in names:
+        before = np.asarray(Image.open(src / f"{n}.png"))
+        after = np.asarray(Image.open(out / f"{n}.png"))
+        assert after.shape == before.shape
+        regions = face_regions(detector.detect([before])[0], before.shape)
+        assert len(regions) >= 2
+        inside = np.zeros(before.shape[:2], bool)
+        for x0, y0, x1, y1 in regions:
+            inside[y0:y1, x0:x1] = True
+        changed = np.any(after != before, axis=-1)
+        assert not changed[~inside].any(), f"{n}: {changed[~inside].sum()} pixels changed outside the faces"
+        assert changed[inside].mean() > 0.3  # the faces were processed
+
+
+def test_deblur_faces_blend_is_feathered(model):
+    img = smooth_image(120, 160)
+    out, regions = inference.deblur_faces(model, img, faces=[[50, 30, 90, 80]], margin=0.25)
+    assert regions == [(37, 17, 103, 93)]  # the box grown by a quarter of its longer side
+    x0, y0, x1, y1 = regions[0]
+    changed = np.any(out != img, axis=-1)
+    assert not changed[:y0].any() and not changed[y1:].any() and not changed[:, :x0].any() and not changed[:, x1:].any()
+    full = deblur(model, img[y0 - 8 : y1 + 8, x0 - 8 : x1 + 8])[8:-8, 8:-8]
+    centre = (slice(y0 + 20, y1 - 20), slice(x0 + 20, x1 - 20))
+    assert np.abs(out[centre].astype(int) - full[20:-20, 20:-20]).max() <= 1  # full weight in the middle
+    edge = np.abs(out[y0, x0:x1].astype(int) - img[y0, x0:x1]).mean()
+    assert edge < np.abs(out[centre].astype(int) - img[centre]).mean() / 3  # faded out at the border

@@ -1,0 +1,556 @@
+"""The training loop (issue 3) and its reliability (issue 8, training half).
+
+Everything trains a tiny model (ngf 8, one block, pixel shuffle 2; PatchGAN ndf 8) on 32x32
+crops of 64x64 faces from the ``small_lfw`` fixture, for a handful of steps.
+
+The slow, process-level checks (SIGTERM, SIGKILL, MirroredStrategy on two logical CPUs) run as
+subprocesses started in background threads as soon as this module starts, so their TensorFlow
+start-up overlaps the in-process tests; the tests at the end of the module collect them.
+"""
+import errno
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tfdeblur  # noqa: F401
+import keras
+import tensorflow as tf
+
+from tfdeblur import models as tfmodels
+from tfdeblur.cli import train_main
+from tfdeblur.config import ConfigError, load_config
+from tfdeblur.imageio import read_image
+from tfdeblur.training import TrainingError, _lr_at, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+TINY_G = dict(ngf=8, n_blocks=1, n_down=2, upsample="transpose", block="basic", stem_kernel=3,
+              pixel_shuffle=2, norm="fused")
+SUBPROCESS_TIMEOUT = 420  # generous: CPU may be shared with long training runs
+
+
+def tiny_cfg(data_dir, **train_overrides):
+    cfg = load_config(None, {
+        "model.generator": dict(TINY_G), "model.discriminator": {"ndf": 8, "n_layers": 3},
+        "data.data_dir": data_dir, "data.image_size": 64, "data.crop": 32, "data.val_images": 4,
+        "train.content": {"charbonnier": 1.0}, "train.content_weight": 1.0, "train.adv_weight": 0.01,
+        "train.steps": 4, "train.batch_size": 2, "train.steps_per_epoch": 1000, "train.checkpoint_every": 2,
+        "train.g_lr": 1e-3, "train.d_lr": 1e-3, "train.n_critic": 1,
+    })
+    cfg["train"].update(train_overrides)
+    return cfg
+
+
+def write_cfg(path, cfg):
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    return str(path)
+
+
+def latest_step(out_dir):
+    """Step of the newest checkpoint listed in checkpoints/checkpoint (None if none)."""
+    state = os.path.join(out_dir, "checkpoints", "checkpoint")
+    if not os.path.isfile(state):
+        return None
+    m = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', open(state).read(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def ckpt_arrays(path):
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def error_lines(stderr_text):
+    return [l for l in stderr_text.splitlines() if l.startswith("error:")]
+
+
+def run_cli(capsys, argv):
+    try:
+        code = train_main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- background subprocess checks
+
+class _Background(threading.Thread):
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.result, self.error = fn, args, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn(*self.args)
+        except BaseException as e:  # reported by the test that collects it
+            self.error = e
+
+    def get(self):
+        self.join(SUBPROCESS_TIMEOUT * 3)
+        if self.is_alive():
+            pytest.fail("background subprocess check did not finish")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _signal_then_resume(cfg_path, out_dir, sig):
+    """train.py (endless) -> wait for a checkpoint -> signal -> train.py --resume for 2 more steps."""
+    cmd = [sys.executable, "train.py", "--config", cfg_path, "--output-dir", out_dir, "-q"]
+    p = subprocess.Popen(cmd + ["--steps", "100000"], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + SUBPROCESS_TIMEOUT
+    try:
+        while latest_step(out_dir) is None and p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        seen = latest_step(out_dir)
+        if p.poll() is None:
+            p.send_signal(sig)
+        _, err = p.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    first = {"rc": p.returncode, "stderr": err, "seen": seen, "latest": latest_step(out_dir)}
+    if first["latest"] is None:
+        return first, None
+    r = subprocess.run(cmd + ["--resume", "--steps", str(first["latest"] + 2)], cwd=REPO, env=ENV,
+                       capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    return first, {"rc": r.returncode, "stderr": r.stderr, "latest": latest_step(out_dir)}
+
+
+MIRRORED_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np, keras, yaml
+    import tfdeblur
+    from tfdeblur.config import ConfigError
+    from tfdeblur.data import load_faces, train_dataset
+    from tfdeblur.gan import make_gan
+    from tfdeblur.losses import ContentLoss
+    from tfdeblur.models import build_discriminator, build_generator
+    from tfdeblur.training import _make_strategy, train
+
+    cfg_path, out_dir, tiny = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    cfg = yaml.safe_load(open(cfg_path))
+    report = {"logical_cpus": len(tf.config.list_logical_devices("CPU"))}
+    images, _ = load_faces(sorted(__import__("glob").glob(cfg["data"]["data_dir"] + "/*/*.jpg"))[:6], 64)
+    batch = next(iter(train_dataset(images, 4, 32, seed=0, total_steps=1)))
+
+    def make(strategy, weights=None):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            gan = make_gan(cfg["train"]["gan"], build_generator(**tiny), build_discriminator(ndf=8),
+                           ContentLoss({"charbonnier": 1.0}), content_weight=1.0, adv_weight=0.1)
+            # SGD: the update is proportional to the gradient, so a wrong loss scale would show
+            # (Adam's first step is ~lr * sign(grad) and would hide it)
+            gan.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5))
+            gan.build_optimizers()
+            if weights is not None:
+                gan.generator.set_weights(weights[0])
+                gan.discriminator.set_weights(weights[1])
+        return gan
+
+    default = tf.distribute.get_strategy()
+    ref = make(default)
+    init = (ref.generator.get_weights(), ref.discriminator.get_weights())
+    ref_logs = tf.function(ref.train_step)(batch)
+
+    mirrored = _make_strategy("mirrored")
+    report["replicas"] = mirrored.num_replicas_in_sync
+    gan = make(mirrored, init)
+    ds = tf.data.Dataset.from_tensor_slices(batch).batch(4)
+    dist_batch = next(iter(mirrored.experimental_distribute_dataset(ds)))
+
+    @tf.function
+    def step(b):
+        def replica(b):
+            logs = gan.train_step(b)
+            return logs, tf.shape(b[0])[0]
+        logs, n = mirrored.run(replica, args=(b,))
+        return {k: mirrored.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in logs.items()}, n
+
+    logs, n = step(dist_batch)
+    report["per_replica_batch"] = [int(x) for x in mirrored.experimental_local_results(n)]
+    report["losses"] = {k: [float(ref_logs[k]), float(logs[k])] for k in ("g_adv", "g_content", "d_loss")}
+    diffs = []
+    for a, b, w0 in zip(ref.generator.weights + ref.discriminator.weights,
+                        gan.generator.weights + gan.discriminator.weights, init[0] + init[1]):
+        a, b = np.asarray(a.numpy()), np.asarray(b.numpy())
+        diffs.append([float(np.max(np.abs(a - b))), float(np.max(np.abs(a - w0)))])
+    report["max_weight_diff"] = max(d[0] for d in diffs)
+    report["max_update"] = max(d[1] for d in diffs)
+
+    # the whole loop, as --strategy mirrored runs it
+    summary = train(cfg, out_dir, strategy="mirrored", verbose=0)
+    report["summary_steps"] = summary["steps"]
+    try:
+        bad = dict(cfg); bad["train"] = dict(cfg["train"], batch_size=3)
+        train(bad, out_dir + "_odd", strategy="mirrored", verbose=0)
+        report["odd_batch"] = "accepted"
+    except ConfigError as e:
+        report["odd_batch"] = str(e)
+    print("REPORT " + json.dumps(report))
+''')
+
+
+def _mirrored(cfg_path, out_dir, script_path):
+    with open(script_path, "w") as f:
+        f.write(MIRRORED_SCRIPT)
+    r = subprocess.run([sys.executable, script_path, cfg_path, out_dir, json.dumps(TINY_G)], cwd=REPO, env=ENV,
+                       capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("REPORT ")]
+    return r.returncode, (json.loads(lines[-1][7:]) if lines else None), r.stderr[-3000:]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def background(small_lfw, tmp_path_factory):
+    root = tmp_path_factory.mktemp("background")
+    cfg = tiny_cfg(small_lfw, checkpoint_every=1, keep_checkpoints=2)
+    jobs = {}
+    for name, sig in (("sigterm", signal.SIGTERM), ("sigkill", signal.SIGKILL)):
+        path = write_cfg(root / f"{name}.yaml", cfg)
+        jobs[name] = (_Background(_signal_then_resume, path, str(root / name), sig), str(root / name))
+    mcfg = tiny_cfg(small_lfw, steps=2, batch_size=4, checkpoint_every=2)
+    jobs["mirrored"] = (_Background(_mirrored, write_cfg(root / "mirrored.yaml", mcfg), str(root / "mirrored"),
+                                    str(root / "mirrored_check.py")), str(root / "mirrored"))
+    yield jobs
+    for thread, _ in jobs.values():
+        thread.join(SUBPROCESS_TIMEOUT * 3)
+
+
+# ------------------------------------------------------------------------------------ schedule
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    assert [_lr_at(s, 10, 1.0, 0.5) for s in (0, 4, 5, 6, 9, 10)] == [1.0, 1.0, 1.0, 0.8, 0.2, 0.0]
+    assert _lr_at(7, 10, 2e-4, 1.0) == 2e-4  # decay_start 1: constant
+
+
+# ------------------------------------------------------------------------------- exact resume
+
+@pytest.fixture(scope="module")
+def resume_runs(small_lfw, tmp_path_factory):
+    """8 steps straight vs 4 steps, then --resume to 8 (WGAN-GP with 2 critic steps: exercises G,
+    D, both Adam states, the step, the LR scale and the gradient-penalty RNG in the checkpoint).
+    decay_start 1.0 keeps the LR constant, so "4 steps" and "first 4 of 8" are the same steps
+    (otherwise the 4-step run would decay its LR over its own, shorter schedule)."""
+    root = tmp_path_factory.mktemp("resume")
+    cfg8 = tiny_cfg(small_lfw, gan="wgan-gp", n_critic=2, steps=8, checkpoint_every=4, decay_start=1.0)
+    cfg4 = tiny_cfg(small_lfw, gan="wgan-gp", n_critic=2, steps=4, checkpoint_every=4, decay_start=1.0)
+    straight = train(cfg8, str(root / "straight"), deterministic=True, verbose=0)
+    first = train(cfg4, str(root / "resumed"), deterministic=True, verbose=0)
+    second = train(cfg8, str(root / "resumed"), resume=True, deterministic=True, verbose=0)
+    return root, straight, first, second, cfg8
+
+
+def test_resume_gives_the_same_weights_as_a_straight_run(resume_runs):
+    root, straight, first, second, _ = resume_runs
+    assert straight["steps"] == 8 and first["steps"] == 4
+    assert second["steps"] == 8 and second["trained_steps_this_run"] == 4
+    a = ckpt_arrays(str(root / "straight" / "checkpoints" / "ckpt-8"))
+    b = ckpt_arrays(str(root / "resumed" / "checkpoints" / "ckpt-8"))
+    assert a.keys() == b.keys()
+    # best_psnr legitimately differs (the 4-step run validated at step 4); save_counter counts saves
+    compared = [k for k in a if not k.startswith(("best_psnr", "save_counter"))]
+    assert any(k.startswith("generator/") for k in compared) and any(k.startswith("discriminator/") for k in compared)
+    assert any("rng" in k for k in compared) and any("optimizer" in k for k in compared)
+    # Same process, same graphs, op determinism on, a stateless data stream and a checkpointed RNG:
+    # the runs are bitwise identical, so no tolerance is needed.
+    for k in compared:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert int(a["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 8
+    assert int(a["g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 8
+    assert int(a["d_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 16  # n_critic 2
+    # and the weights did train
+    c = ckpt_arrays(str(root / "straight" / "checkpoints" / "ckpt-4"))
+    assert not np.array_equal(c["generator/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"],
+                              a["generator/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"])
+
+
+def test_outputs_of_a_run(resume_runs):
+    root, straight, _, _, _ = resume_runs
+    out = root / "straight"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["gan"] == "wgan-gp"
+    assert summary["history"][-1]["step"] == 8 and np.isfinite(summary["best_val_psnr"])
+    assert load_config(str(out / "config.yaml"))["train"]["n_critic"] == 2
+    assert glob.glob(str(out / "logs" / "events.out.tfevents.*"))
+    g = keras.models.load_model(str(out / "generator.keras"))
+    assert tuple(g(np.zeros((1, 37, 29, 3), np.float32)).shape) == (1, 37, 29, 3)
+
+
+def test_existing_checkpoint_needs_resume(resume_runs, capsys):
+    root, _, _, _, cfg8 = resume_runs
+    out = str(root / "straight")
+    with pytest.raises(TrainingError, match=r"already holds a checkpoint \(ckpt-8\); pass --resume"):
+        train(cfg8, out, verbose=0)
+    code, err = run_cli(capsys, ["--config", write_cfg(root / "again.yaml", cfg8), "--output-dir", out, "-q"])
+    assert code == 2 and len(error_lines(err)) == 1 and "--resume" in error_lines(err)[0]
+    assert "Traceback" not in err
+    # resuming with different models is refused clearly, not silently half-loaded
+    other = tiny_cfg(cfg8["data"]["data_dir"], steps=9)
+    other["model"]["generator"]["ngf"] = 16
+    with pytest.raises(TrainingError, match="does not match this config's models"):
+        train(other, out, resume=True, verbose=0)
+    # resuming a finished run trains nothing
+    assert train(cfg8, str(root / "resumed"), resume=True, verbose=0)["trained_steps_this_run"] == 0
+
+
+# ----------------------------------------------------------------------------- non-finite loss
+
+def test_nan_stops_with_last_good_checkpoint_intact(small_lfw, tmp_path, capsys):
+    cfg = tiny_cfg(small_lfw, steps=5, checkpoint_every=1, debug_nan_at_step=3)
+    out = tmp_path / "nan"
+    code, err = run_cli(capsys, ["--config", write_cfg(tmp_path / "c.yaml", cfg), "--output-dir", str(out), "-q"])
+    assert code != 0
+    errors = error_lines(err)
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err
+    assert "non-finite loss at step 3" in errors[0] and "ckpt-2" in errors[0]
+    assert "Traceback" not in err
+    assert latest_step(str(out)) == 2 and not (out / "summary.json").exists()
+    arrays = ckpt_arrays(str(out / "checkpoints" / "ckpt-2"))
+    assert int(arrays["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 2
+    for k, v in arrays.items():
+        if np.issubdtype(v.dtype, np.floating) and not k.startswith("best_psnr"):
+            assert np.isfinite(v).all(), k
+    # loadable into fresh models, and they produce finite images
+    g, d = tfmodels.build_generator(**TINY_G), tfmodels.build_discriminator(ndf=8)
+    tf.train.Checkpoint(generator=g, discriminator=d).read(str(out / "checkpoints" / "ckpt-2")) \
+        .assert_existing_objects_matched().expect_partial()
+    assert np.isfinite(g(np.zeros((1, 32, 32, 3), np.float32)).numpy()).all()
+
+
+def test_nonfinite_skip_halves_lr_and_continues(small_lfw, tmp_path, capsys):
+    cfg = tiny_cfg(small_lfw, steps=3, checkpoint_every=3, debug_nan_at_step=2, on_nonfinite="skip")
+    summary = train(cfg, str(tmp_path / "skip"), verbose=0)
+    err = capsys.readouterr().err
+    assert summary["steps"] == 3
+    assert "non-finite loss at step 2" in err and "step skipped, learning rates halved" in err
+    arrays = ckpt_arrays(str(tmp_path / "skip" / "checkpoints" / "ckpt-3"))
+    assert float(arrays["lr_scale/.ATTRIBUTES/VARIABLE_VALUE"]) == 0.5
+    assert int(arrays["g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 2  # step 2 not applied
+    assert all(np.isfinite(v).all() for k, v in arrays.items()
+               if np.issubdtype(v.dtype, np.floating) and not k.startswith("best_psnr"))
+
+
+# ---------------------------------------------------------------------------------- disk full
+
+def test_disk_full_during_checkpoint_is_reported(small_lfw, tmp_path, monkeypatch):
+    original = tf.train.CheckpointManager.save
+    calls = []
+
+    def save(self, *args, **kwargs):
+        calls.append(kwargs.get("checkpoint_number"))
+        if len(calls) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    out = tmp_path / "full"
+    with pytest.raises(TrainingError) as e:
+        train(tiny_cfg(small_lfw, steps=3, checkpoint_every=1), str(out), verbose=0)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "disk full while saving the checkpoint at step 2" in msg
+    assert f"the last good checkpoint is {out / 'checkpoints' / 'ckpt-1'}" in msg and "--resume" in msg
+    assert latest_step(str(out)) == 1 and ckpt_arrays(str(out / "checkpoints" / "ckpt-1"))
+
+
+# --------------------------------------------------------------------------- refused up front
+
+def _no_models(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("a model was built before the data was checked")
+
+    monkeypatch.setattr(tfmodels, "build_generator", fail)
+    monkeypatch.setattr(tfmodels, "build_discriminator", fail)
+
+
+@pytest.mark.parametrize("layout", ["empty", "text_as_jpg", "missing"])
+def test_unusable_data_folder_is_refused_before_models(small_lfw, tmp_path, monkeypatch, capsys, layout):
+    data = tmp_path / "data"
+    if layout != "missing":
+        data.mkdir()
+    if layout == "text_as_jpg":
+        for person in ("Ann_A", "Bob_B", "Cid_C", "Dee_D"):
+            (data / person).mkdir()
+            for i in (1, 2):
+                (data / person / f"{person}_{i:04d}.jpg").write_text("not a jpeg\n")
+    _no_models(monkeypatch)
+    cfg = tiny_cfg(small_lfw)
+    code, err = run_cli(capsys, ["--config", write_cfg(tmp_path / "c.yaml", cfg), "--data-dir", str(data),
+                                 "--output-dir", str(tmp_path / "out"), "-q"])
+    assert code == 2
+    errors = error_lines(err)
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]) and str(data) in errors[0], err
+    assert "Traceback" not in err
+    if layout == "text_as_jpg":  # each bad file is one warning line, then the one error
+        assert err.count("not a readable image") >= 1
+        assert "no usable training images" in errors[0]
+    assert not os.path.exists(tmp_path / "out" / "checkpoints")
+
+
+@pytest.mark.parametrize("override,words", [
+    ("model.generator.upsample=cubic", "model: upsample must be"),
+    ("model.generator={ngf: 8, width: 3}", "model: "),
+    ("model.discriminator.ndf=0", "model: "),
+])
+def test_bad_model_config_is_one_line(small_lfw, tmp_path, capsys, override, words):
+    cfg = tiny_cfg(small_lfw)
+    code, err = run_cli(capsys, ["--config", write_cfg(tmp_path / "c.yaml", cfg), "--set", override,
+                                 "--output-dir", str(tmp_path / "out"), "-q"])
+    assert code == 2 and len(error_lines(err)) == 1 and words in error_lines(err)[0], err
+
+
+def test_vgg19_without_weights_is_a_clear_error(small_lfw, tmp_path, capsys):
+    missing = str(tmp_path / "weights" / "vgg19_notop.h5")
+    cfg = tiny_cfg(small_lfw, content={"vgg19": 1.0}, vgg19_weights=missing)
+    with pytest.raises(TrainingError) as e:
+        train(cfg, str(tmp_path / "a"), verbose=0)
+    msg = str(e.value)
+    assert missing in msg and ".keras" in msg and "train.vgg19_weights" in msg
+    assert "Offline alternatives" in msg and "'charbonnier'" in msg and "'face'" in msg
+    code, err = run_cli(capsys, ["--config", write_cfg(tmp_path / "c.yaml", cfg), "--output-dir",
+                                 str(tmp_path / "b"), "-q"])
+    assert code == 2 and error_lines(err) == [f"error: {msg}"], err
+
+
+# ------------------------------------------------------------------------------ mixed precision
+
+def test_mixed_precision_trains_on_cpu(small_lfw, tmp_path):
+    out = tmp_path / "mp"
+    try:
+        summary = train(tiny_cfg(small_lfw, steps=2, checkpoint_every=2), str(out), mixed_precision=True,
+                        verbose=0)
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        d = tfmodels.build_discriminator(ndf=8)
+        assert d.get_layer("conv1").compute_dtype == "float16"
+        assert d.get_layer("norm1").compute_dtype == "float32" and d.output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert summary["steps"] == 2 and np.isfinite(summary["best_val_psnr"])
+    g = keras.models.load_model(str(out / "generator.keras"))  # saved with per-layer policies
+    assert g.get_layer("stem_conv").dtype_policy.name == "mixed_float16"
+    for layer in g.layers:
+        if isinstance(layer, (tfmodels.FusedInstanceNorm, keras.layers.GroupNormalization)):
+            assert layer.dtype_policy.name == "float32", layer.name
+    y = g(np.zeros((1, 33, 35, 3), np.float32))
+    assert y.dtype == tf.float32 and np.isfinite(y.numpy()).all()
+    arrays = ckpt_arrays(str(out / "checkpoints" / "ckpt-2"))
+    assert any("loss_scale" in k or "dynamic_scale" in k for k in arrays), sorted(arrays)[:20]
+    assert all(np.isfinite(v).all() for k, v in arrays.items()
+               if np.issubdtype(v.dtype, np.floating) and k.startswith(("generator/", "discriminator/")))
+
+
+# ------------------------------------------------------------------- image decoding (properties)
+
+MODES = ["L", "RGB", "RGBA", "P", "P+transparency", "I;16"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mode=st.sampled_from(MODES), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 2**31 - 1))
+def test_read_image_modes_property(tmp_path, mode, h, w, seed):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    alpha = None
+    if mode == "L":
+        arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        im, rgb = Image.fromarray(arr, "L"), np.repeat(arr[..., None], 3, axis=2)
+    elif mode == "RGB":
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        im = Image.fromarray(rgb, "RGB")
+    elif mode == "RGBA":
+        rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        im, rgb, alpha = Image.fromarray(rgba, "RGBA"), rgba[..., :3], rgba[..., 3]
+    elif mode.startswith("P"):
+        palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+        idx = rng.integers(0, 16, (h, w), dtype=np.uint8)
+        im = Image.fromarray(idx, "P")
+        im.putpalette(palette.tobytes())
+        rgb = palette[idx]
+        if mode == "P+transparency":
+            im.info["transparency"] = int(idx[0, 0])
+            alpha = np.where(idx == idx[0, 0], 0, 255).astype(np.uint8)
+    else:  # 16-bit grayscale, full range (one pixel pinned high so the 16-bit scale is certain)
+        arr = rng.integers(0, 65536, (h, w), dtype=np.uint16)
+        arr[0, 0] = 65535
+        im = Image.fromarray(arr, "I;16")
+        rgb = np.repeat(np.round(arr / 257.0).astype(np.uint8)[..., None], 3, axis=2)
+    path = tmp_path / f"img_{mode.replace(';', '').replace('+', '_')}_{h}x{w}.png"
+    kwargs = {"transparency": im.info["transparency"]} if mode == "P+transparency" else {}
+    im.save(path, **kwargs)
+    got_rgb, got_alpha = read_image(path)
+    assert got_rgb.dtype == np.uint8 and got_rgb.shape == (h, w, 3) and got_rgb.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(got_rgb, rgb)
+    if alpha is None:
+        assert got_alpha is None
+    else:
+        assert got_alpha is not None and got_alpha.dtype == np.uint8 and got_alpha.shape == (h, w)
+        np.testing.assert_array_equal(got_alpha, alpha)
+
+
+# -------------------------------------------------------------------- process-level (collected)
+
+def test_sigterm_saves_exits_143_and_resumes(background):
+    thread, out = background["sigterm"]
+    first, resumed = thread.get()
+    assert first["rc"] == 128 + signal.SIGTERM, first["stderr"][-2000:]
+    assert "Traceback" not in first["stderr"]
+    m = re.search(r"stopped by SIGTERM at step (\d+); checkpoint saved, resume with --resume", first["stderr"])
+    assert m, first["stderr"][-2000:]
+    step = int(m.group(1))
+    assert step >= first["seen"] >= 1 and first["latest"] == step  # the checkpoint at the stop step
+    assert "SIGTERM received: saving a checkpoint" in first["stderr"]
+    assert resumed["rc"] == 0, resumed["stderr"][-2000:]
+    assert f"resumed from {os.path.join(out, 'checkpoints', f'ckpt-{step}')} at step {step}" in resumed["stderr"]
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["steps"] == step + 2 and summary["trained_steps_this_run"] == 2
+    assert resumed["latest"] == step + 2
+
+
+def test_sigkill_then_resume_finishes(background):
+    thread, out = background["sigkill"]
+    first, resumed = thread.get()
+    assert first["rc"] == -signal.SIGKILL
+    assert first["latest"] is not None and first["latest"] >= first["seen"] >= 1
+    k = first["latest"]
+    assert resumed["rc"] == 0, resumed["stderr"][-2000:]
+    assert f"at step {k}" in resumed["stderr"] and "Traceback" not in resumed["stderr"]
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["steps"] == k + 2 and summary["trained_steps_this_run"] == 2
+    assert resumed["latest"] == k + 2
+    assert int(ckpt_arrays(os.path.join(out, "checkpoints", f"ckpt-{k + 2}"))["step/.ATTRIBUTES/VARIABLE_VALUE"]) == k + 2
+
+
+def test_mirrored_strategy_splits_batch_and_scales_loss(background):
+    thread, out = background["mirrored"]
+    rc, report, stderr = thread.get()
+    assert rc == 0 and report is not None, stderr
+    assert report["logical_cpus"] == 2 and report["replicas"] == 2
+    assert report["per_replica_batch"] == [2, 2]  # global batch 4 split over 2 replicas
+    for name, (single, mirrored) in report["losses"].items():
+        assert mirrored == pytest.approx(single, rel=1e-4, abs=1e-6), name
+    # one SGD step: same update as one device on the whole batch (a missing or doubled 1/replicas
+    # would change every update by 2x)
+    assert report["max_update"] > 1e-4
+    assert report["max_weight_diff"] < 1e-3 * report["max_update"], report
+    assert report["summary_steps"] == 2
+    assert "must divide evenly over 2 replicas" in report["odd_batch"]

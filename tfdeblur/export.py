@@ -1,0 +1,477 @@
+"""Export a generator for serving: a SavedModel with a uint8 any-size signature, and TFLite.
+
+Both formats take and return **uint8 RGB** images (0..255): the conversion to the generator's
+float [-1, 1] range, the padding and the rounding back all happen inside the exported graph, so a
+client sends pixels and gets pixels.
+
+* SavedModel, ``serving_default``: ``images`` uint8 ``[batch, H, W, 3]`` (any H, W) ->
+  ``restored`` uint8, same shape. Tiny images are edge-padded to the generator's minimum, every
+  image is reflect-padded to the generator's size multiple, and the output is cropped back.
+* TFLite: a fixed ``[1, size, size, 3]`` uint8 input and output (``serving_default`` signature,
+  same tensor names), float32 inside unless quantised: ``float16`` weights, ``dynamic`` int8
+  weights with float activations, or ``int8`` weights and activations calibrated on blurred faces
+  (uint8 in and out at the boundary, float only for the conversion ops there).
+
+Every export verifies itself: the SavedModel is reloaded and compared with the Keras model; the
+TFLite model is run with ``tf.lite.Interpreter`` on sample images and its difference to Keras,
+PSNR, size and latency are printed. Files are written to a temporary path and renamed into place,
+so a failed export leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from tfdeblur.inference import (
+    ModelLoadError,
+    _oneline,
+    check_model_file,
+    deblur,
+    load_model,
+    min_input_size,
+    model_multiple,
+)
+
+__all__ = [
+    "ExportError",
+    "QUANTIZE_MODES",
+    "serving_module",
+    "export_saved_model",
+    "tflite_model",
+    "export_tflite",
+    "run_tflite",
+    "verify_tflite",
+    "sample_images",
+    "export_command",
+]
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+PARITY_TOLERANCE = 2  # /255, float32 exports vs Keras
+
+
+class ExportError(Exception):
+    """An export that cannot be done; str() is a one-line message."""
+
+
+# ------------------------------------------------------------------------------ graph
+
+
+def _serve_fn(model, fixed_size: int | None = None):
+    """uint8 [N, H, W, 3] -> uint8, with padding, cropping and rounding in the graph."""
+    import tensorflow as tf
+
+    m = model_multiple(model)
+    lo = min_input_size(model)
+
+    def serve(images):
+        shape = tf.shape(images)
+        h, w = shape[1], shape[2]
+        x = tf.cast(images, tf.float32) / 127.5 - 1.0
+        if fixed_size is None or fixed_size < lo:
+            # Edge-pad tiny images (the generator's reflect paddings need a few pixels).
+            ph, pw = tf.maximum(lo - h, 0), tf.maximum(lo - w, 0)
+            x = tf.concat([x, tf.tile(x[:, -1:], [1, ph, 1, 1])], axis=1)
+            x = tf.concat([x, tf.tile(x[:, :, -1:], [1, 1, pw, 1])], axis=2)
+        if fixed_size is None or fixed_size % m:
+            hh, ww = tf.shape(x)[1], tf.shape(x)[2]
+            x = tf.pad(x, [[0, 0], [0, (m - hh % m) % m], [0, (m - ww % m) % m], [0, 0]], mode="REFLECT")
+        y = model(x, training=False)
+        y = y[:, :h, :w, :]
+        y = tf.round(tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0))
+        return {"restored": tf.cast(y, tf.uint8)}
+
+    return serve
+
+
+def serving_module(model, fixed_size: int | None = None):
+    """A ``tf.Module`` holding ``model`` with a ``serve`` tf.function: uint8 ``[N, H, W, 3]``
+    (``[1, size, size, 3]`` when ``fixed_size``) -> ``{"restored": uint8 same shape}``."""
+    import tensorflow as tf
+
+    shape = [None, None, None, 3] if fixed_size is None else [1, fixed_size, fixed_size, 3]
+    module = tf.Module(name="tfdeblur")
+    module.model = model
+    module.serve = tf.function(
+        _serve_fn(model, fixed_size), input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")]
+    )
+    return module
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def _tmp_sibling(path, suffix=""):
+    parent = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(os.path.abspath(path))
+    return os.path.join(parent, f".{base}.tmp-{os.getpid()}{suffix}")
+
+
+def _check_output(path, is_dir):
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.exists(path) and os.path.isdir(path) != is_dir:
+        kind = "a folder" if os.path.isdir(path) else "a file"
+        raise ExportError(f"output {path} exists and is {kind}")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tfdeblur-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ExportError(f"cannot write to {parent}: {_oneline(e)}") from None
+
+
+def _move_into_place(tmp, dest):
+    """Rename ``tmp`` to ``dest``; an existing ``dest`` folder is swapped out and removed after."""
+    if os.path.isdir(dest):
+        old = _tmp_sibling(dest, ".old")
+        os.replace(dest, old)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+# ------------------------------------------------------------------------------ SavedModel
+
+
+def export_saved_model(model, output_dir, verify: bool = True, log=print) -> dict:
+    """Write a SavedModel with a uint8 any-size ``serving_default`` signature to ``output_dir``.
+
+    Written to a temporary sibling folder, optionally verified (reloaded and compared with the
+    Keras model on odd-sized images), then renamed into place. Returns a report dict.
+    """
+    import tensorflow as tf
+
+    _check_output(output_dir, is_dir=True)
+    tmp = _tmp_sibling(output_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    report = {"format": "saved_model", "path": os.path.abspath(output_dir)}
+    try:
+        module = serving_module(model)
+        signature = module.serve.get_concrete_function()
+        tf.saved_model.save(module, tmp, signatures={"serving_default": signature})
+        report["size_bytes"] = _tree_size(tmp)
+        if verify:
+            report.update(_verify_saved_model(model, tmp))
+        _move_into_place(tmp, output_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if verify:
+        log(
+            f"SavedModel: {_mb(report['size_bytes'])}, serving_default uint8 [batch, H, W, 3] -> uint8; "
+            f"max |SavedModel - Keras| = {report['max_abs_diff']}/255 on {report['checked']}"
+        )
+        if report["max_abs_diff"] > PARITY_TOLERANCE:
+            report["ok"] = False
+    return report
+
+
+def _verify_saved_model(model, path):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    fn = loaded.signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    worst, sizes = 0, []
+    for h, w in ((61, 83), (9, 13)):
+        img = _smooth_images(rng, 2, h, w)
+        got = fn(images=tf.constant(img))["restored"].numpy()
+        want = deblur(model, img, tile=None)
+        if got.shape != img.shape or got.dtype != np.uint8:
+            raise ExportError(f"SavedModel returned {got.dtype} {got.shape} for uint8 {img.shape}")
+        worst = max(worst, int(np.abs(got.astype(int) - want.astype(int)).max()))
+        sizes.append(f"{h}x{w}")
+    return {"max_abs_diff": worst, "checked": "2 images each of " + ", ".join(sizes), "ok": True}
+
+
+def _tree_size(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def _mb(n):
+    return f"{n / 1e6:.2f} MB"
+
+
+# ------------------------------------------------------------------------------ TFLite
+
+
+def tflite_model(model, size: int = 256, quantize: str = "none", representative=None) -> bytes:
+    """Convert to a TFLite flatbuffer with a uint8 ``[1, size, size, 3]`` input and output.
+
+    ``representative``: uint8 ``[N, size, size, 3]`` blurred images, required for ``int8``.
+    Keras 3 variables are frozen into constants first (``convert_variables_to_constants_v2``):
+    converting the live function keeps them as resource variables that the interpreter cannot read.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    if quantize not in QUANTIZE_MODES:
+        raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
+    lo = min_input_size(model)
+    if size < lo:
+        raise ExportError(f"--size {size} is too small for this generator (at least {lo})")
+    module = serving_module(model, fixed_size=int(size))
+    frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], module)
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if representative is None or len(representative) == 0:
+            raise ExportError("--quantize int8 needs calibration images (--calibration-dir)")
+        rep = np.asarray(representative, np.uint8)
+
+        def dataset():
+            for img in rep:
+                yield [img[None]]
+
+        converter.representative_dataset = dataset
+    with _quiet_tf():
+        try:
+            return converter.convert()
+        except Exception as e:
+            raise ExportError(f"TFLite conversion failed: {_oneline(e)}") from None
+
+
+class _quiet_tf:
+    """Silence Python warnings and absl INFO/WARNING lines during conversion."""
+
+    def __enter__(self):
+        import logging
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore")
+        self._loggers = [(lg, lg.level) for lg in (logging.getLogger("absl"), logging.getLogger("tensorflow"))]
+        for lg, _ in self._loggers:
+            lg.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        for lg, level in self._loggers:
+            lg.setLevel(level)
+        self._w.__exit__(*exc)
+        return False
+
+
+def _interpreter(blob, num_threads=None):
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (LiteRT)
+        it = tf.lite.Interpreter(model_content=blob, num_threads=num_threads or os.cpu_count())
+    it.allocate_tensors()
+    return it
+
+
+def run_tflite(blob, images, num_threads=None):
+    """Run a TFLite model from :func:`tflite_model` on uint8 ``[N, S, S, 3]``; returns uint8 outputs."""
+    it = _interpreter(blob, num_threads)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    results = []
+    for img in np.asarray(images, np.uint8):
+        it.set_tensor(inp["index"], img[None])
+        it.invoke()
+        results.append(it.get_tensor(out["index"])[0].copy())
+    return np.stack(results)
+
+
+def _psnr(a, b):
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def _median_ms(fn, repeats=10, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def verify_tflite(model, blob, blurred, sharp=None, repeats: int = 10, num_threads=None) -> dict:
+    """Compare a TFLite model with the Keras model on ``blurred`` uint8 ``[N, S, S, 3]`` images.
+
+    Returns max abs difference and PSNR (TFLite vs Keras), the flatbuffer size, median latencies
+    of TFLite (``invoke``) and Keras (one image) on this CPU, and with ``sharp`` the restoration
+    PSNR against the sharp images of blurred input, Keras and TFLite outputs.
+    """
+    import tensorflow as tf
+
+    blurred = np.asarray(blurred, np.uint8)
+    lite = run_tflite(blob, blurred, num_threads)
+    keras_out = deblur(model, blurred, tile=None, batch_size=1)
+    diff = np.abs(lite.astype(int) - keras_out.astype(int))
+    report = {
+        "size_bytes": len(blob),
+        "images": int(len(blurred)),
+        "max_abs_diff": int(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "psnr_vs_keras": _psnr(lite, keras_out),
+    }
+    it = _interpreter(blob, num_threads)
+    inp = it.get_input_details()[0]
+    it.set_tensor(inp["index"], blurred[:1])
+    report["tflite_ms"] = _median_ms(it.invoke, repeats)
+    x = tf.constant(blurred[:1].astype(np.float32) / 127.5 - 1.0)
+    call = tf.function(lambda t: model(t, training=False))
+    report["keras_ms"] = _median_ms(lambda: call(x).numpy(), repeats)
+    if sharp is not None:
+        sharp = np.asarray(sharp, np.uint8)
+        report["psnr_blurred"] = _psnr(blurred, sharp)
+        report["psnr_keras"] = _psnr(keras_out, sharp)
+        report["psnr_tflite"] = _psnr(lite, sharp)
+    return report
+
+
+def sample_images(size: int, calibration_dir=None, n_calibration: int = 64, n_eval: int = 8, seed: int = 0,
+                  log=None):
+    """``(calibration_blurred, eval_blurred, eval_sharp)`` uint8 images of ``size`` x ``size``.
+
+    Faces come from ``calibration_dir`` (any layout; sorted, the first ``n_calibration`` for
+    calibration, the next ``n_eval`` held out for evaluation), blurred with the training blur
+    (``preset_bank("train")``, ``make_eval_pairs``). Without a folder, smooth synthetic images
+    (no sharp reference) are used for the parity checks only.
+    """
+    from tfdeblur import blur
+    from tfdeblur.data import load_faces, make_eval_pairs
+    from tfdeblur.imageio import SkipLog, find_images
+
+    if calibration_dir is None:
+        rng = np.random.default_rng(seed)
+        return None, _smooth_images(rng, n_eval, size, size), None
+    skip = log if log is not None else SkipLog()
+    paths = [p for p, _ in find_images(calibration_dir, log=skip)]
+    faces, _ = load_faces(paths, size=size, log=skip, limit=n_calibration + n_eval)
+    if len(faces) < 2:
+        raise ExportError(f"need at least 2 readable images in {calibration_dir}, found {len(faces)}")
+    n_eval = min(n_eval, max(1, len(faces) // 4))
+    kernels = blur.preset_bank("train", len(faces), seed=seed)
+    blurred = make_eval_pairs(faces, kernels, seed=seed)
+    cal = blurred[: len(faces) - n_eval]
+    return cal, blurred[len(faces) - n_eval :], faces[len(faces) - n_eval :]
+
+
+def _smooth_images(rng, n, h, w):
+    """Deterministic photo-like test images: smooth colour fields with edges and a little noise."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for _ in range(n):
+        a = rng.uniform(0.01, 0.08, size=(3, 2))
+        p = rng.uniform(0, 6.3, size=3)
+        img = np.stack([np.sin(a[c, 0] * xx + a[c, 1] * yy + p[c]) for c in range(3)], -1) * 90 + 128
+        img[(xx - w * rng.uniform(0.3, 0.7)) ** 2 + (yy - h * rng.uniform(0.3, 0.7)) ** 2 < (min(h, w) / 4) ** 2] -= 60
+        img += rng.normal(0, 4, img.shape)
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def export_tflite(model, output_path, size: int = 256, quantize: str = "none", calibration_dir=None,
+                  verify: bool = True, log=print) -> dict:
+    """Convert, verify and write a ``.tflite`` (temp file, then rename). Returns the report dict."""
+    _check_output(output_path, is_dir=False)
+    cal, blurred, sharp = None, None, None
+    if quantize == "int8" or verify:
+        if quantize == "int8" and calibration_dir is None:
+            raise ExportError("--quantize int8 needs --calibration-dir (a folder of sharp face images)")
+        cal, blurred, sharp = sample_images(size, calibration_dir)
+    blob = tflite_model(model, size, quantize, representative=cal)
+    report = {"format": "tflite", "quantize": quantize, "path": os.path.abspath(output_path), "size": size}
+    if verify:
+        report.update(verify_tflite(model, blob, blurred, sharp))
+        report["ok"] = _report_tflite(report, calibration_dir, log)
+    tmp = _tmp_sibling(output_path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, output_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return report
+
+
+def _report_tflite(r, calibration_dir, log) -> bool:
+    q = r["quantize"]
+    src = f"{r['images']} blurred faces from {calibration_dir}" if calibration_dir else f"{r['images']} synthetic images"
+    log(f"TFLite ({'float32' if q == 'none' else q}), input/output uint8 [1, {r['size']}, {r['size']}, 3]: "
+        f"{_mb(r['size_bytes'])}")
+    log(f"  vs Keras on {src}: max |diff| {r['max_abs_diff']}/255, mean {r['mean_abs_diff']:.3f}/255, "
+        f"PSNR {r['psnr_vs_keras']:.2f} dB")
+    log(f"  latency on this CPU ({os.cpu_count()} cores, median of 10, one {r['size']}x{r['size']} image): "
+        f"TFLite {r['tflite_ms']:.1f} ms, Keras {r['keras_ms']:.1f} ms")
+    ok = True
+    if q == "none":
+        ok = r["max_abs_diff"] <= PARITY_TOLERANCE
+        target = f"target: max |diff| <= {PARITY_TOLERANCE}/255"
+    elif q == "float16":
+        ok = r["psnr_vs_keras"] >= 40.0
+        target = "target: PSNR vs Keras >= 40 dB"
+    else:
+        target = ""
+    if "psnr_keras" in r:
+        drop = r["psnr_keras"] - r["psnr_tflite"]
+        log(f"  restoration PSNR vs sharp: blurred {r['psnr_blurred']:.2f} dB, Keras {r['psnr_keras']:.2f} dB, "
+            f"TFLite {r['psnr_tflite']:.2f} dB (loss {drop:.2f} dB)")
+        if q in ("float16", "dynamic", "int8"):
+            ok = ok and drop <= 1.0
+            target = (target + "; " if target else "target: ") + "restoration PSNR within 1 dB of Keras"
+    if target:
+        log(f"  {'OK' if ok else 'WARNING: missed'} ({target})")
+    return ok
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def export_command(args) -> int:
+    """``tfdeblur export``: 0 written and verified, 1 written but a parity target missed, 2 error."""
+    def fail(msg):
+        print(f"error: {msg}", file=sys.stderr, flush=True)
+        return 2
+
+    if args.format == "saved_model" and (args.quantize != "none" or args.calibration_dir):
+        return fail("--quantize and --calibration-dir apply to --format tflite only")
+    if args.format == "tflite" and args.size < 1:
+        return fail("--size must be positive")
+    if args.calibration_dir is not None and not os.path.isdir(args.calibration_dir):
+        return fail(f"calibration folder {args.calibration_dir} not found")
+    if args.format == "tflite" and args.quantize == "int8" and args.calibration_dir is None:
+        return fail("--quantize int8 needs --calibration-dir (a folder of sharp face images)")
+    try:
+        _check_output(args.output, is_dir=args.format == "saved_model")
+        check_model_file(args.model)
+    except (ExportError, ModelLoadError) as e:
+        return fail(e)
+    try:
+        model = load_model(args.model)
+        if args.format == "saved_model":
+            report = export_saved_model(model, args.output)
+        else:
+            report = export_tflite(model, args.output, size=args.size, quantize=args.quantize,
+                                   calibration_dir=args.calibration_dir)
+    except (ExportError, ModelLoadError, ValueError) as e:
+        return fail(e)
+    except OSError as e:
+        return fail(f"cannot write {args.output}: {_oneline(e)}")
+    print(f"wrote {report['path']}", flush=True)
+    return 0 if report.get("ok", True) else 1
