@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import os
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 SECTIONS = ("blur", "train", "infer", "opts", "gpu")
 GAN_KINDS = ("gan", "lsgan", "wgan-gp")
@@ -145,7 +146,8 @@ class Recorder:
 
     def fail(self, section, what, config, size, batch, exc, unit="img/s", device="CPU", **extra):
         msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
-        _log(traceback.format_exc(limit=3))
+        tb = traceback.extract_tb(exc.__traceback__)
+        _log(f"  error at {tb[-1].filename}:{tb[-1].lineno}: {msg}" if tb else f"  error: {msg}")
         return self.add(section, what, config, size, batch, None, unit=unit, device=device, error=msg, **extra)
 
     def speedup(self, section, what, baseline, optimised, note=""):
@@ -207,10 +209,11 @@ def _gen_desc(g: dict) -> str:
 _MAC_CACHE = {}
 
 
-def _gmac(model, size, key=None):
+def _gmac(model, size):
+    """GMAC per image at ``size`` x ``size``, cached by architecture (not id(): ids are reused)."""
     from tfdeblur.models import count_macs
 
-    k = (key or id(model), size)
+    k = (json.dumps(model.get_config(), sort_keys=True, default=str), size)
     if k not in _MAC_CACHE:
         _MAC_CACHE[k] = count_macs(model, size, size) / 1e9
     return _MAC_CACHE[k]
@@ -284,9 +287,11 @@ def _rows_from_blur(rec, raw):
                                  "baseline_rate": None, "optimised_rate": None, "unit": None,
                                  "speedup": float(value), "note": "from bench.blur_bench"})
             continue
+        leaf = low.rsplit(".", 1)[-1]
+        if not (leaf.endswith(("_per_s", "_per_sec", "_per_second", "/s", "_s")) or "rate" in leaf
+                or "throughput" in leaf):
+            continue  # a parameter (n, batch, size...), kept in the section's raw dict
         unit = "kernels/s" if "kernel" in low else "pairs/s" if "pair" in low else "items/s"
-        if not any(t in low for t in ("per_s", "/s", "rate", "throughput", "_s")):
-            unit = "value"
         rec.add("blur", key, "bench.blur_bench", "-", "-", {"rate": float(value), "rate_best": float(value), "iters": 0},
                 unit=unit)
 
@@ -418,10 +423,17 @@ def load_models(which):
         model, note = None, ""
         if os.path.isfile(PRETRAINED):
             try:
-                import tfdeblur  # noqa: F401  registers the custom layers
+                try:
+                    from tfdeblur.inference import load_model
+                except ImportError:  # early checkouts: plain Keras loading
+                    import tfdeblur.models  # noqa: F401  registers the custom layers
 
-                model = keras.models.load_model(PRETRAINED, compile=False)
-                note = f"trained weights ({os.path.relpath(PRETRAINED, REPO)})"
+                    def load_model(path):
+                        return keras.models.load_model(path, compile=False)
+
+                model = load_model(PRETRAINED)
+                note = (f"trained weights ({os.path.relpath(PRETRAINED, REPO)}; "
+                        f"{model.count_params()} params; config column is configs/cpu.yaml's)")
             except Exception as e:  # noqa: BLE001
                 note = f"{os.path.relpath(PRETRAINED, REPO)} failed to load ({type(e).__name__}); untrained weights"
         if model is None:
@@ -435,17 +447,24 @@ def load_models(which):
 
 
 def section_infer(rec, s, sizes, which, formats):
+    import numpy as np
     import tensorflow as tf
 
     from bench import _convert
 
-    info = {"models": {}, "conversion": {}, "tflite_threads": TFLITE_THREADS}
+    info = {"models": {}, "conversion": {}, "tflite_threads": TFLITE_THREADS,
+            "inputs": "synthetic smooth uint8 images; Keras gets them as float [-1, 1], the exports in their "
+                      "own input dtype (uint8 for tfdeblur.export)"}
     with _cpu_scope():
         models = load_models(which)
     tfl_sizes = [z for z in sizes if z <= 256]
+    pixels = {z: _convert.smooth_images(_infer_batch(z), z) for z in sizes}
+
+    def as_float(u8):
+        return tf.constant(u8.astype(np.float32) / 127.5 - 1.0)
+
     for key, (model, desc, wnote) in models.items():
-        info["models"][key] = {"config": desc, "weights": wnote,
-                               "params": int(model.count_params())}
+        info["models"][key] = {"config": desc, "weights": wnote, "params": int(model.count_params())}
         # Keras, through tf.function
         if "keras" in formats:
             fn = tf.function(lambda x, m=model: m(x, training=False))
@@ -453,49 +472,51 @@ def section_infer(rec, s, sizes, which, formats):
                 b = _infer_batch(size)
                 try:
                     with _cpu_scope():
-                        x = _random_images(b, size)
+                        x = as_float(pixels[size])
                         timing = measure(lambda: fn(x), b, s)
                     rec.add("infer", "keras tf.function", desc, size, b, timing, gmac=_gmac(model, size), note=wnote,
                             model=key, format="keras")
                 except Exception as e:  # noqa: BLE001
                     rec.fail("infer", "keras tf.function", desc, size, b, e, model=key, format="keras")
-        # SavedModel serving export
+        # SavedModel serving export, reloaded with tf.saved_model.load
         if "savedmodel" in formats:
             with tempfile.TemporaryDirectory(prefix="bench_sm_") as tmp:
+                serve = None
                 try:
                     how = _convert.save_serving(model, os.path.join(tmp, "serving"))
-                    serve = _convert.load_serving(os.path.join(tmp, "serving"))
+                    serve, in_dtype = _convert.load_serving(os.path.join(tmp, "serving"))
                     info["conversion"]["savedmodel"] = how
                 except Exception as e:  # noqa: BLE001
                     rec.fail("infer", "savedmodel", desc, "-", "-", e, model=key, format="savedmodel")
-                    serve = None
                 for size in sizes if serve else []:
                     b = _infer_batch(size)
+                    what = f"savedmodel serving ({np.dtype(in_dtype).name})"
                     try:
                         with _cpu_scope():
-                            x = _random_images(b, size)
+                            u8 = pixels[size]
+                            x = tf.constant(u8) if in_dtype == np.uint8 else as_float(u8)
                             timing = measure(lambda: serve(x), b, s)
-                            diff = _max_diff(serve(x[:1]), model(x[:1], training=False))
-                        rec.add("infer", "savedmodel serving_default", desc, size, b, timing, gmac=_gmac(model, size),
-                                note=wnote if diff < 1e-3 else f"{wnote}; OUTPUT MISMATCH vs Keras (max |diff| {diff})",
+                            diff = _max_diff(serve(x[:1]), model(as_float(u8[:1]), training=False))
+                        note = wnote if diff <= 0.02 else f"{wnote}; OUTPUT MISMATCH vs Keras (max |diff| {diff})"
+                        rec.add("infer", what, desc, size, b, timing, gmac=_gmac(model, size), note=note,
                                 model=key, format="savedmodel", max_abs_diff_vs_keras=diff, converter=how)
                     except Exception as e:  # noqa: BLE001
-                        rec.fail("infer", "savedmodel serving_default", desc, size, b, e, model=key, format="savedmodel")
+                        rec.fail("infer", what, desc, size, b, e, model=key, format="savedmodel")
                 del serve
                 gc.collect()
         # TFLite, batch 1, num_threads=2 (XNNPACK for float models)
         for fmt in [f for f in formats if f.startswith("tflite-")]:
             quant = fmt.split("-", 1)[1]
             for size in tfl_sizes:
-                shape = [1, size, size, 3]
                 what = f"tflite {quant} ({TFLITE_THREADS} thr)"
                 try:
-                    content, how = _convert.tflite_model(model, shape, quant, calib_samples=s.calib_samples)
+                    content, how = _convert.tflite_model(model, size, quant, calib_samples=s.calib_samples)
                     info["conversion"][fmt] = how
-                    interp = _convert.tflite_interpreter(content, shape, TFLITE_THREADS)
+                    interp = _convert.tflite_interpreter(content, TFLITE_THREADS)
                     inp = interp.get_input_details()[0]
                     out = interp.get_output_details()[0]
-                    x = _random_images(1, size).numpy()
+                    u8 = pixels[size][:1]
+                    x = u8 if inp["dtype"] == np.uint8 else u8.astype(np.float32) / 127.5 - 1.0
 
                     def call(interp=interp, inp=inp, out=out, x=x):
                         interp.set_tensor(inp["index"], x)
@@ -503,14 +524,16 @@ def section_infer(rec, s, sizes, which, formats):
                         return interp.get_tensor(out["index"])
 
                     timing = measure(call, 1, s, block=lambda _: None)
-                    diff = _max_diff(call(), model(x, training=False))
-                    note = wnote + ("; int8 calibrated on random inputs, fraction is of the fp32 peak"
-                                    if quant == "int8" else "; fp16 weights, fp32 compute on x86" if quant == "fp16" else "")
-                    if not diff < 0.5:  # int8 on random calibration is loose; NaN or garbage is not
+                    diff = _max_diff(call(), model(as_float(u8), training=False))
+                    note = wnote + {"int8": "; int8 calibrated on synthetic images (speed only); fraction is of the fp32 peak",
+                                    "fp16": "; fp16 weights, fp32 compute on x86"}.get(quant, "")
+                    # NaN (or, for float models, garbage) means a broken conversion. int8 error depends
+                    # on the weights and the calibration data, so it is recorded, not judged.
+                    if not diff <= (float("inf") if quant == "int8" else 0.05):
                         note += f"; OUTPUT MISMATCH vs Keras (max |diff| {diff})"
                     rec.add("infer", what, desc, size, 1, timing, gmac=_gmac(model, size), note=note,
                             model=key, format=fmt, tflite_bytes=len(content), max_abs_diff_vs_keras=diff,
-                            converter=how)
+                            converter=how, io_dtype=np.dtype(inp["dtype"]).name)
                     del interp
                 except Exception as e:  # noqa: BLE001
                     rec.fail("infer", what, desc, size, 1, e, model=key, format=fmt)
@@ -520,10 +543,14 @@ def section_infer(rec, s, sizes, which, formats):
 
 
 def _max_diff(a, b):
+    """max |a - b| in the model's [-1, 1] units; uint8 outputs (the exports) are mapped there first."""
     import numpy as np
 
-    a = np.asarray(a, np.float32)
-    b = np.asarray(b, np.float32)
+    def f(t):
+        t = np.asarray(t)
+        return t.astype(np.float32) / 127.5 - 1.0 if t.dtype == np.uint8 else t.astype(np.float32)
+
+    a, b = f(a), f(b)
     return float(np.max(np.abs(a - b))) if a.shape == b.shape else float("nan")
 
 
@@ -590,14 +617,20 @@ def section_opts(rec, s, quick, infer_size, train_size, gpu_present):
                                      lambda: _infer_row(rec, "opts", what, model, desc, infer_size, ib, s, xla=xla,
                                                         opt="xla", variant="on" if xla else "off")))
             rec.speedup("opts", f"XLA jit_compile, inference, {desc.split(':')[0]}", rows[0], rows[1])
-        rows = []
-        for xla in (False, True):
-            what = f"train {kind} xla={'on' if xla else 'off'}"
-            rows.append(_guarded(rec, "opts", what, lean_desc, train_size, batch,
-                                 lambda: time_train_step(rec, "opts", kind, cfg, train_size, batch, s, what=what, xla=xla,
-                                                         opt="xla", variant="on" if xla else "off")))
-        rec.speedup("opts", f"XLA jit_compile, train step {kind}, lean", rows[0], rows[1])
-        gc.collect()
+        # The shipped content loss's face term resizes with antialias=True (ScaleAndTranslate), which
+        # has no XLA kernel: that pair records the error; the Charbonnier-only pair measures XLA.
+        pixel_cfg = copy.deepcopy(cfg)
+        pixel_cfg["train"]["content"] = {"charbonnier": 1.0}
+        for label, tcfg in (("shipped content loss", cfg), ("charbonnier only", pixel_cfg)):
+            rows = []
+            for xla in (False, True):
+                what = f"train {kind} xla={'on' if xla else 'off'}"
+                rows.append(_guarded(rec, "opts", what, f"{lean_desc}, {label}", train_size, batch,
+                                     lambda: time_train_step(rec, "opts", kind, tcfg, train_size, batch, s, what=what,
+                                                             xla=xla, opt="xla", variant="on" if xla else "off")))
+            rec.speedup("opts", f"XLA jit_compile, train step {kind}, lean, {label}", rows[0], rows[1],
+                        note="" if rows[1] and rows[1].get("rate") else (rows[1] or {}).get("error", ""))
+            gc.collect()
 
         # 2. tf.data: parallel map + prefetch vs sequential, alone and feeding the train step
         info["tf_data"] = _opts_tf_data(rec, s, cfg, kind, train_size, batch)
@@ -652,6 +685,9 @@ def _opts_tf_data(rec, s, cfg, kind, crop, batch):
         return train_dataset(images, batch, crop, seed=0, kernel_params=params, noise_sigma=d["noise_sigma"],
                              parallel=parallel)
 
+    # Longer runs than elsewhere: batches prefetched during warm-up must not flatter the parallel
+    # pipeline (the median of the repeats is taken after the buffer has drained to steady state).
+    ds_settings = replace(s, min_time=2 * s.min_time, min_iters=5 * s.min_iters)
     rows = {}
     for parallel in (False, True):
         name = "parallel+prefetch" if parallel else "sequential"
@@ -659,7 +695,7 @@ def _opts_tf_data(rec, s, cfg, kind, crop, batch):
 
         def run(parallel=parallel, what=what):
             it = iter(dataset(parallel))
-            timing = measure(lambda: next(it), batch, s)
+            timing = measure(lambda: next(it), batch, ds_settings)
             return rec.add("opts", what, desc, crop, batch, timing, unit="pairs/s", note="pipeline alone",
                            opt="tf_data", variant=name)
 
@@ -756,7 +792,7 @@ def worker_onednn(s, infer_size, train_size):
 
 # ---------------------------------------------------------------------------------------- gpu
 
-def section_gpu(rec, s, device="/GPU:0"):
+def section_gpu(rec, s, device="/GPU:0", size=None):
     """Paper setting on the GPU: training step (paper config, 256², batch 1 as in the paper and
     batch 8) and paper-generator inference, fp32 and mixed_float16, XLA off/on."""
     import keras
@@ -765,7 +801,7 @@ def section_gpu(rec, s, device="/GPU:0"):
 
     dev = device.strip("/").replace("device:", "")
     cfg = _load_cfg(PAPER_CONFIG)
-    size = int(cfg["data"]["crop"])
+    size = int(size or cfg["data"]["crop"])
     kind = cfg["train"]["gan"]
     info = {"device": device, "config": os.path.relpath(PAPER_CONFIG, REPO),
             "note": "fp32 matmuls may use TF32 on Ampere+ GPUs (TensorFlow's default)"}
@@ -881,7 +917,8 @@ def _meta(args, s):
 # ----------------------------------------------------------------------------------------- main
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench", description="Throughput benchmark for tfdeblur: prints a table and writes JSON "
+                                "(img/s, GMAC/img, GFLOP/s, fraction of a measured fp32 matmul peak).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Sections: " + ", ".join(SECTIONS) + ". See docs/readme/performance.md.")
     p.add_argument("--quick", action="store_true", help="tiny iteration counts: a smoke test, numbers meaningless")
@@ -889,7 +926,7 @@ def _parse(argv):
     p.add_argument("--only", default=",".join(SECTIONS), metavar="SECTION,...",
                    help=f"comma-separated sections out of {','.join(SECTIONS)} (default: all)")
     p.add_argument("--sizes", default=None, metavar="N,...",
-                   help="override image sizes (train default 128,256; infer 128,256,512; opts use the first)")
+                   help="override image sizes (train default 128,256; infer 128,256,512; opts and gpu use the first)")
     p.add_argument("--models", default=",".join(MODELS), help="infer: models out of lean,paper (default both)")
     p.add_argument("--formats", default=",".join(FORMATS), help=f"infer: formats out of {','.join(FORMATS)}")
     p.add_argument("--losses", default=",".join(GAN_KINDS), help="train: GAN losses (default gan,lsgan,wgan-gp)")
@@ -958,7 +995,7 @@ def main(argv=None) -> int:
         "train": lambda: section_train(rec, s, sizes or [128, 256], args.losses),
         "infer": lambda: section_infer(rec, s, sizes or [128, 256, 512], args.models, args.formats),
         "opts": lambda: section_opts(rec, s, args.quick, (sizes or [256])[0], (sizes or [128])[0], bool(gpus)),
-        "gpu": lambda: section_gpu(rec, s, args.gpu_device) if (gpus or args.gpu_device != "/GPU:0") else
+        "gpu": lambda: section_gpu(rec, s, args.gpu_device, (sizes or [None])[0]) if (gpus or args.gpu_device != "/GPU:0") else
         {"status": "skipped: no GPU visible (tf.config.list_physical_devices('GPU') is empty)"},
     }
     for name in SECTIONS:

@@ -321,7 +321,7 @@ class _DetailDetector:
 
 def test_two_models_compared(tmp_path, small_lfw, tiny_models):
     models = ev.load_models(tiny_models)
-    data = ev.load_data_dir(small_lfw, limit=6, seed=0)
+    data = ev.load_data_dir(small_lfw, limit=4, seed=0)
     det = _DetailDetector()
     details = {}
     m = ev.evaluate_models(models, data, detector=det, independent=_DetailDetector(2.0), batch_size=4,
@@ -338,7 +338,7 @@ def test_two_models_compared(tmp_path, small_lfw, tiny_models):
     blurred_fail = [not f for f in details["faces"]["mtcnn"]["blurred"]]
     assert m["conditions"]["blurred"]["failures"] == sum(blurred_fail)
     assert m["conditions"]["blurred"]["failure_rate_ci95"] == pytest.approx(
-        list(ev.wilson_interval(sum(blurred_fail), 6)))
+        list(ev.wilson_interval(sum(blurred_fail), 4)))
     assert m["conditions"]["sharp"]["failure_rate"] == 0.0  # sharp LFW faces are full of detail
     written = ev.write_report(m, tmp_path / "cmp", details)
     names = {os.path.basename(p) for p in written}

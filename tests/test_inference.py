@@ -2,7 +2,6 @@
 the ``tfdeblur deblur`` command (files, folders, grayscale, RGBA, errors) and ``--faces``."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -66,8 +65,8 @@ def test_deblur_is_the_model_in_uint8(model):
     out = deblur(model, img)
     assert out.dtype == np.uint8 and out.shape == img.shape
     ref = model(img[None].astype(np.float32) / 127.5 - 1.0, training=False).numpy()[0]
-    ref = np.rint(np.clip((ref + 1.0) * 127.5, 0, 255)).astype(np.uint8)
-    assert np.array_equal(out, ref)
+    ref = np.rint(np.clip((ref + 1.0) * 127.5, 0, 255)).astype(int)
+    assert np.abs(out.astype(int) - ref).max() <= 1  # graph vs eager float rounding only
     assert np.abs(out.astype(int) - img).mean() > 1  # an untrained generator does change the image
 
 
@@ -79,7 +78,7 @@ def test_deblur_any_shape(model):
     batch = np.stack([smooth_image(20, 30, s) for s in range(3)])
     out = deblur(model, batch)
     assert out.shape == batch.shape
-    assert np.array_equal(out[1], deblur(model, batch[1]))  # batching does not change results
+    assert np.abs(out[1].astype(int) - deblur(model, batch[1])).max() <= 1  # batching changes nothing (but float noise)
     gray = smooth_image(24, 40)[..., 0]
     assert deblur(model, gray).shape == gray.shape
     rgba = np.dstack([smooth_image(24, 40), np.arange(24 * 40, dtype=np.uint8).reshape(24, 40)])
@@ -114,21 +113,21 @@ def _distance_to_seams(shape, tile, overlap, m):
 
 
 def test_tiled_equals_whole_image_away_from_seams(small_model_path, model):
-    img = smooth_image(200, 264, seed=3)
+    img = smooth_image(300, 380, seed=3)
     whole = deblur(model, img, tile=None).astype(int)
-    tiled = deblur(model, img, tile=96, overlap=32, batch_size=3).astype(int)
+    tiled = deblur(model, img, tile=160, overlap=64, batch_size=3).astype(int)  # 2 x 3 tiles
     diff = np.abs(tiled - whole).max(-1)
-    far = _distance_to_seams(img.shape[:2], 96, 32, 8) >= 32
-    assert far.mean() > 0.05
-    assert diff[far].max() <= 3, diff[far].max()
-    assert diff.mean() <= 3.0, diff.mean()
+    far = _distance_to_seams(img.shape[:2], 160, 64, 8) >= 40  # beyond this small net's receptive field
+    assert far.mean() > 0.02
+    assert diff[far].max() <= 2, diff[far].max()
+    assert diff.mean() <= 1.0, diff.mean()
     # Recomputing tiles instead of caching their activations gives the same pixels.
-    assert np.array_equal(deblur(model, img, tile=96, overlap=32, cache_bytes=0), tiled)
-    # Why the statistics pass exists: tiles normalised on their own are far off.
+    assert np.array_equal(deblur(model, img, tile=160, overlap=64, batch_size=3, cache_bytes=0), tiled)
+    # Why the statistics pass exists: tiles normalised with their own statistics are far off.
     naive_model = load_model(small_model_path)
     object.__setattr__(naive_model, "_tfdeblur_graph", False)
-    naive = deblur(naive_model, img, tile=96, overlap=32).astype(int)
-    assert np.abs(naive - whole).max(-1).mean() > 3 * max(diff.mean(), 0.5)
+    naive = deblur(naive_model, img, tile=160, overlap=64).astype(int)
+    assert np.abs(naive - whole).max(-1).mean() > 10 * max(diff.mean(), 0.5)
 
 
 def test_load_model_errors(tmp_path, monkeypatch):
@@ -213,7 +212,7 @@ def test_cli_unwritable_output_is_one_line(tmp_path, small_model_path):
     assert "output folder" in _one_error_line(r.stderr)
 
 
-def test_cli_errors_in_process(tmp_path, capsys, small_model_path):
+def test_cli_errors_in_process(tmp_path, capsys, small_model_path, monkeypatch):
     img = tmp_path / "a.png"
     Image.fromarray(smooth_image(20, 20)).save(img)
     text_model = tmp_path / "model.keras"
@@ -233,6 +232,12 @@ def test_cli_errors_in_process(tmp_path, capsys, small_model_path):
         assert words in _one_error_line(err), err
     code = cli.main(["deblur", str(img), "-o", str(blocker), "--model", small_model_path])
     assert code == 2 and "not a folder" in _one_error_line(capsys.readouterr().err)
+    monkeypatch.setattr(inference, "SHIPPED_MODEL", str(tmp_path / "pretrained" / "generator.keras"))
+    code = cli.main(["deblur", str(img), "-o", str(tmp_path / "out_shipped")])  # no --model: the shipped one
+    assert code == 2 and "shipped model is not installed" in _one_error_line(capsys.readouterr().err)
+    code = cli.main(["export", "--format", "saved_model", "-o", str(tmp_path / "sm")])
+    assert code == 2 and "shipped model is not installed" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out_shipped").exists() and not (tmp_path / "sm").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     code = cli.main(["deblur", str(empty), str(tmp_path / "nothing.jpg"), "-o", str(tmp_path / "o2"),

@@ -55,6 +55,7 @@ DEFAULTS: dict = {
         "keep_checkpoints": 3,
         "seed": 0,
         "on_nonfinite": "stop",  # or "skip": skip the step and halve the learning rates
+        "init_from": None,  # fine-tune: start G and D from this checkpoint (dir or prefix)
         "debug_nan_at_step": None,  # test hook: feed a NaN batch at this step
         "image_every": 1,  # image grid every N epochs
     },

@@ -252,13 +252,14 @@ def load_imglab_xml(path) -> list[dict]:
 
 
 def synthesize_blur(sharp_uint8: np.ndarray, seed: int = 0, preset: str = "eval", batch_size: int = 32) -> np.ndarray:
-    """Blur ``[N, H, W, 3]`` uint8 faces with ``blur.preset_bank(preset, N, seed)``: deterministic."""
+    """Blur ``[N, H, W, 3]`` uint8 faces with ``blur.indexed_bank(preset, N, seed)``: deterministic,
+    and image ``i`` gets the same kernel whatever ``--limit`` is."""
     from tfdeblur import blur, data
 
     n = len(sharp_uint8)
     if n == 0:
         return np.zeros_like(sharp_uint8)
-    kernels = blur.preset_bank(preset, n, seed=seed)
+    kernels = blur.indexed_bank(preset, n, seed=seed)
     return data.make_eval_pairs(sharp_uint8, kernels, noise_sigma=0.0, seed=seed, batch_size=batch_size)
 
 
@@ -321,9 +322,13 @@ def _read(path, size, log):
 
 
 def load_data_dir(data_dir, limit: int | None = None, seed: int = 0, size: int = EVAL_SIZE,
-                  log: SkipLog | None = None) -> EvalData:
+                  log: SkipLog | None = None, split: str = "all") -> EvalData:
     """Sharp faces found recursively under ``data_dir`` (first ``limit`` readable ones in sorted
-    order), resized to ``size``, blurred with the "eval" preset and ``seed``."""
+    order), resized to ``size``, blurred with the "eval" preset and ``seed``.
+
+    ``split="val"`` / ``"train"`` keeps only the persons that training's default person split
+    (``tfdeblur.data.split_by_person``) puts on that side, so a model is judged on people it never saw.
+    """
     from tfdeblur.data import load_faces
 
     log = log if log is not None else SkipLog()
@@ -331,6 +336,13 @@ def load_data_dir(data_dir, limit: int | None = None, seed: int = 0, size: int =
     if not os.path.isdir(data_dir):
         raise EvaluationError(f"--data-dir {data_dir!r}: no such folder")
     found = find_images(data_dir, log=log)
+    if split != "all":
+        from tfdeblur.config import DEFAULTS
+        from tfdeblur.data import split_by_person
+
+        train, val = split_by_person([p for p, _ in found], DEFAULTS["data"]["val_fraction"], DEFAULTS["data"]["split_seed"])
+        keep = set(val if split == "val" else train)
+        found = [(p, r) for p, r in found if p in keep]
     if not found:
         raise EvaluationError(f"no images (.jpg/.png/.webp/.bmp) found under {data_dir!r}")
     sharp, kept = load_faces([p for p, _ in found], size=size, log=log, limit=limit)
@@ -339,7 +351,7 @@ def load_data_dir(data_dir, limit: int | None = None, seed: int = 0, size: int =
     blurred = synthesize_blur(sharp, seed=seed)
     rel = {p: r for p, r in found}
     return EvalData([_stem_key(rel[p]) for p in kept], list(sharp), list(blurred), None,
-                    {"data_dir": data_dir, "blur": {"preset": "eval", "seed": int(seed)}, "size": size})
+                    {"data_dir": data_dir, "split": split, "blur": {"preset": "eval", "seed": int(seed)}, "size": size})
 
 
 def load_pairs_dir(pairs_dir, limit: int | None = None, size: int = EVAL_SIZE, log: SkipLog | None = None) -> EvalData:
@@ -432,6 +444,8 @@ def load_models(paths) -> dict:
             raise
         except Exception as e:  # noqa: BLE001  any loader failure is a one-line user error
             msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            if type(e).__name__.endswith(("ModelLoadError", "ModelNotFoundError")):  # already says what and where
+                raise EvaluationError(f"--model: {msg}") from None
             raise EvaluationError(f"--model {name}: cannot load a generator from it ({msg})") from None
         _check_generator(model, name)
         models[name] = model
@@ -449,7 +463,7 @@ def _keras_load(path):
 
 
 def _check_generator(model, name):
-    probe = np.zeros((1, 32, 32, 3), np.float32)
+    probe = np.zeros((1, 64, 64, 3), np.float32)  # 64: enough for every generator's bottleneck
     try:
         out = model(probe, training=False) if callable(model) else None
         shape = tuple(np.shape(out))
@@ -457,7 +471,7 @@ def _check_generator(model, name):
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise EvaluationError(f"--model {name}: not an image-to-image generator ({msg})") from None
     if shape != probe.shape:
-        raise EvaluationError(f"--model {name}: not an image-to-image generator (a 32x32 RGB input gave shape {shape})")
+        raise EvaluationError(f"--model {name}: not an image-to-image generator (a 64x64 RGB input gave shape {shape})")
 
 
 def _batches(images, batch_size):
@@ -472,14 +486,19 @@ def _batches(images, batch_size):
 
 
 def _deblur_fn(model):
+    """``batch uint8 [N, H, W, 3] -> uint8`` with :func:`tfdeblur.inference.deblur` (one forward
+    pass per batch), or a plain forward pass where that module is not available."""
     try:
         from tfdeblur.inference import deblur
     except ImportError:
         from tfdeblur.data import from_model, to_model
 
-        def deblur(m, batch):
-            return from_model(m(to_model(batch), training=False)).numpy()
+        return lambda batch: from_model(model(to_model(batch), training=False)).numpy()
+    import inspect
 
+    takes_batch = "batch_size" in inspect.signature(deblur).parameters
+    if takes_batch:
+        return lambda batch: np.asarray(deblur(model, batch, batch_size=len(batch)), np.uint8)
     return lambda batch: np.asarray(deblur(model, batch), np.uint8)
 
 
@@ -644,7 +663,9 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
     if n == 0:
         raise EvaluationError("no images to evaluate")
     if detector is None:  # one MTCNN per process and batch size: building it costs seconds
-        detector = _MTCNN_CACHE.get(batch_size) or _MTCNN_CACHE.setdefault(batch_size, MTCNNDetector(batch_size=batch_size))
+        if batch_size not in _MTCNN_CACHE:
+            _MTCNN_CACHE[batch_size] = MTCNNDetector(batch_size=batch_size)
+        detector = _MTCNN_CACHE[batch_size]
     independent_error = None
     if isinstance(independent, str):
         from tfdeblur import independent_detector as ind
@@ -704,7 +725,8 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
                 for c in CONDITIONS
             }
         success = {k: {c: np.array([len(x) > 0 for x in faces[k][c]]) for c in faces[k]} for k in detectors}
-        tests = {"mtcnn_blurred_vs_restored": mcnemar_test(success["mtcnn"]["blurred"], success["mtcnn"][f"restored@{name}"]),
+        sm = success["mtcnn"]
+        tests = {"mtcnn_blurred_vs_restored": mcnemar_test(sm["blurred"], sm[f"restored@{name}"]),
                  "mtcnn_sharp_vs_sharp_restored": mcnemar_test(success["mtcnn"]["sharp"],
                                                                success["mtcnn"][f"sharp_restored@{name}"])}
         if "independent" in detectors:
@@ -837,7 +859,8 @@ def _report_md(metrics: dict, figures: list[str]) -> str:
     elif "pairs_dir" in src:
         origin = f"sharp/blurred pairs from `{src['pairs_dir']}`"
     elif "ground_truth" in src:
-        origin = f"hand-labelled images from `{src['ground_truth']}`, blurred with the \"eval\" preset (seed {src['blur']['seed']})"
+        origin = (f"hand-labelled images from `{src['ground_truth']}`, blurred with the \"eval\" preset "
+                  f"(seed {src['blur']['seed']})")
     else:
         origin = "supplied images"
     ref = ("hand-labelled boxes" if metrics.get("reference") == "ground_truth_boxes"
@@ -859,7 +882,8 @@ def _report_md(metrics: dict, figures: list[str]) -> str:
         lines += _table(m, ind) + ["", "**What this means:** " + _verdict(m, n, ind), ""]
     if metrics.get("mcnemar_models"):
         lines += ["## Between models (MTCNN detection success, McNemar exact)", "",
-                  "| Models | Restored: only A / only B | p | Sharp-restored: only A / only B | p |", "|---|---|---|---|---|"]
+                  "| Models | Restored: only A / only B | p | Sharp-restored: only A / only B | p |",
+                  "|---|---|---|---|---|"]
         for pair, t in metrics["mcnemar_models"].items():
             r, s = t["restored"], t["sharp_restored"]
             lines.append(f"| {pair} | {r['b']} / {r['c']} | {_p(r['p'])} | {s['b']} / {s['c']} | {_p(s['p'])} |")
@@ -1074,9 +1098,12 @@ def evaluate_parser() -> argparse.ArgumentParser:
                      "(as written by `tfdeblur blur`)")
     src.add_argument("--ground-truth", metavar="XML", help="dlib imglab XML with hand-labelled face boxes "
                      "(e.g. shared/data/multiface/testing.xml); images keep their size")
+    p.add_argument("--split", choices=["all", "train", "val"], default="all",
+                   help="with --data-dir: only the validation (or training) persons of training's person split")
     p.add_argument("--limit", type=int, default=None, help="first N images in sorted order")
     p.add_argument("--seed", type=int, default=0, help="blur seed for --data-dir / --ground-truth (default 0)")
-    p.add_argument("--output-dir", default="eval_out", help="where metrics.json, report.md and figures go (default eval_out/)")
+    p.add_argument("--output-dir", default="eval_out",
+                   help="where metrics.json, report.md and figures go (default eval_out/)")
     p.add_argument("--batch-size", type=int, default=16, help="images per deblurring / detection batch (default 16)")
     p.add_argument("--independent", default=None,
                    help="independent detector: blazeface, blazeface-full, haar, or none (default: blazeface for "
@@ -1106,7 +1133,7 @@ def evaluate_main(argv=None) -> int:
     try:
         models = load_models(args.model)
         if args.data_dir is not None:
-            data = load_data_dir(args.data_dir, args.limit, args.seed, log=log)
+            data = load_data_dir(args.data_dir, args.limit, args.seed, log=log, split=args.split)
         elif args.pairs_dir is not None:
             data = load_pairs_dir(args.pairs_dir, args.limit, log=log)
         else:

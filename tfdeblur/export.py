@@ -63,6 +63,9 @@ class ExportError(Exception):
 # ------------------------------------------------------------------------------ graph
 
 
+_TO_FLOAT, _TO_UINT8 = "uint8_to_float", "float_to_uint8"
+
+
 def _serve_fn(model, fixed_size: int | None = None):
     """uint8 [N, H, W, 3] -> uint8, with padding, cropping and rounding in the graph."""
     import tensorflow as tf
@@ -73,7 +76,8 @@ def _serve_fn(model, fixed_size: int | None = None):
     def serve(images):
         shape = tf.shape(images)
         h, w = shape[1], shape[2]
-        x = tf.cast(images, tf.float32) / 127.5 - 1.0
+        with tf.name_scope(_TO_FLOAT):
+            x = tf.cast(images, tf.float32) / 127.5 - 1.0
         if fixed_size is None or fixed_size < lo:
             # Edge-pad tiny images (the generator's reflect paddings need a few pixels).
             ph, pw = tf.maximum(lo - h, 0), tf.maximum(lo - w, 0)
@@ -84,8 +88,10 @@ def _serve_fn(model, fixed_size: int | None = None):
             x = tf.pad(x, [[0, 0], [0, (m - hh % m) % m], [0, (m - ww % m) % m], [0, 0]], mode="REFLECT")
         y = model(x, training=False)
         y = y[:, :h, :w, :]
-        y = tf.round(tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0))
-        return {"restored": tf.cast(y, tf.uint8)}
+        with tf.name_scope(_TO_UINT8):
+            y = tf.round(tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0))
+            y = tf.cast(y, tf.uint8)
+        return {"restored": y}
 
     return serve
 
@@ -228,25 +234,64 @@ def tflite_model(model, size: int = 256, quantize: str = "none", representative=
     module = serving_module(model, fixed_size=int(size))
     frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], module)
-    if quantize != "none":
+    if quantize == "none":
+        with _quiet_tf():
+            return _convert(converter)
+    if quantize in ("float16", "dynamic"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        if representative is None or len(representative) == 0:
-            raise ExportError("--quantize int8 needs calibration images (--calibration-dir)")
-        rep = np.asarray(representative, np.uint8)
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        with _quiet_tf():
+            return _convert(converter)
+    # int8: weights and activations int8, calibrated on ``representative``. Two parts stay float
+    # (selective quantisation): the uint8 <-> [-1, 1] conversions at the boundary, whose int8
+    # ranges the calibrator gets wrong (0..2 at a scale of 1.0: 25 dB lost), and the instance-norm
+    # layers (per-image mean of squares and rsqrt are fragile in 8 bits). The convolutions, most
+    # of the compute, are int8. Measured on a partly trained lean generator, 128x128 faces: PSNR
+    # vs Keras 16.9 dB plain int8, 42.1 dB with float I/O, 44.1 dB with float I/O and norms.
+    if representative is None or len(representative) == 0:
+        raise ExportError("--quantize int8 needs calibration images (--calibration-dir)")
+    rep = np.asarray(representative, np.uint8)
 
-        def dataset():
-            for img in rep:
-                yield [img[None]]
+    def dataset():
+        for img in rep:
+            yield [img[None]]
 
-        converter.representative_dataset = dataset
     with _quiet_tf():
+        names = _tensor_names(_convert(converter))
+        keep_float = [n for n in names if n.startswith((_TO_FLOAT, _TO_UINT8)) or n in ("Cast", "Round")
+                      or any(f"/{layer}" in n for layer in _norm_layer_names(model))]
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], module)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=dataset,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float),
+        )
         try:
-            return converter.convert()
+            return debugger.get_nondebug_quantized_model()
         except Exception as e:
-            raise ExportError(f"TFLite conversion failed: {_oneline(e)}") from None
+            raise ExportError(f"TFLite int8 conversion failed: {_oneline(e)}") from None
+
+
+def _convert(converter):
+    try:
+        return converter.convert()
+    except Exception as e:
+        raise ExportError(f"TFLite conversion failed: {_oneline(e)}") from None
+
+
+def _tensor_names(blob):
+    return [d["name"] for d in _interpreter(blob, 1).get_tensor_details()]
+
+
+def _norm_layer_names(model):
+    import keras
+
+    from tfdeblur.models import FusedInstanceNorm
+
+    return [layer.name for layer in model.layers
+            if isinstance(layer, (FusedInstanceNorm, keras.layers.GroupNormalization))]
 
 
 class _quiet_tf:
@@ -458,8 +503,8 @@ def export_command(args) -> int:
     if args.format == "tflite" and args.quantize == "int8" and args.calibration_dir is None:
         return fail("--quantize int8 needs --calibration-dir (a folder of sharp face images)")
     try:
-        _check_output(args.output, is_dir=args.format == "saved_model")
         check_model_file(args.model)
+        _check_output(args.output, is_dir=args.format == "saved_model")
     except (ExportError, ModelLoadError) as e:
         return fail(e)
     try:

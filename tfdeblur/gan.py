@@ -70,7 +70,12 @@ class DeblurGAN(keras.Model):
         raise NotImplementedError
 
     def _apply_if_finite(self, optimizer, loss, grads, variables):
-        ok = tf.logical_and(_all_finite([loss]), _all_finite(grads))
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # float16 gradients of the *scaled* loss overflow by design now and then: the loss
+            # scaler skips that update and lowers its scale itself, so only the loss is judged here
+            ok = _all_finite([loss])
+        else:
+            ok = tf.logical_and(_all_finite([loss]), _all_finite(grads))
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
             # every replica must take the same branch, or the gradient all-reduce deadlocks
@@ -81,6 +86,21 @@ class DeblurGAN(keras.Model):
             optimizer.apply(grads, variables)
             return tf.constant(True)
 
+        if ctx is not None and tf.distribute.has_strategy() and \
+                not tf.__internal__.distribute.strategy_supports_no_merge_call():
+            # MirroredStrategy: the optimizer's gradient all-reduce is a merge_call, which may not
+            # sit inside a cond in replica context. As Keras' LossScaleOptimizer does: decide in
+            # cross-replica context, then re-enter the replicas to apply.
+            def cross_replica(strategy, ok, grads):
+                ok = strategy.experimental_local_results(ok)[0]  # the same on every replica
+
+                def apply_all():
+                    strategy.extended.call_for_each_replica(lambda g: optimizer.apply(g, variables), args=(grads,))
+                    return tf.constant(True)
+
+                return tf.cond(ok, apply_all, lambda: tf.constant(False))
+
+            return ctx.merge_call(cross_replica, args=(ok, grads))
         return tf.cond(ok, apply, lambda: tf.constant(False))
 
     def _discriminator_step(self, blurred, sharp, extra_loss_fn=None):

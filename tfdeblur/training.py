@@ -237,6 +237,18 @@ def train(
         _log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
     elif resume:
         _log(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
+    init_from = tcfg.get("init_from")
+    if init_from and int(step_var.numpy()) == 0:
+        # Fine-tuning: start G and D from another run's checkpoint; step, optimizers and the
+        # learning-rate schedule start fresh.
+        source = tf.train.latest_checkpoint(init_from) if os.path.isdir(init_from) else init_from
+        if not source or not tf.io.gfile.exists(source + ".index"):
+            raise TrainingError(f"train.init_from: no checkpoint found at {init_from!r}")
+        try:
+            tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(source).expect_partial().assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
+            raise TrainingError(f"train.init_from: {source} does not match this config's models ({str(e).splitlines()[0][:160]})") from None
+        _log(f"initialised generator and discriminator from {source}")
 
     with open(os.path.join(output_dir, "config.yaml"), "w") as f:
         import yaml
