@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tfdeblur import models as tfmodels
 from tfdeblur.cli import train_main
-from tfdeblur.config import ConfigError, load_config
+from tfdeblur.config import load_config
 from tfdeblur.imageio import read_image
 from tfdeblur.training import TrainingError, _lr_at, train
 

@@ -129,7 +129,11 @@ def read_image(path, draft_size: int | None = None):
                 alpha = None
                 mode = im.mode
                 if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                    arr = _to_uint8(np.asarray(im))
+                    raw = np.asarray(im)
+                    if mode.startswith("I;16"):  # full 16-bit range, even for a dark image
+                        arr = np.round(raw.astype(np.float64) / 257.0).astype(np.uint8)
+                    else:
+                        arr = _to_uint8(raw)
                     rgb = np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr[..., :3]
                     return np.ascontiguousarray(rgb), None
                 if mode == "P":
