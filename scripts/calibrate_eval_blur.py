@@ -16,7 +16,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 
 def main(argv=None):

@@ -1077,7 +1077,10 @@ def write_report(metrics: dict, output_dir, details: dict | None = None) -> list
 
 
 def _slug(name: str) -> str:
-    base = os.path.splitext(os.path.basename(name))[0] or "model"
+    # runs/a/generator.keras and runs/b/generator.keras must not share a figure: keep the folder
+    stem = os.path.splitext(os.path.basename(name))[0] or "model"
+    parent = os.path.basename(os.path.dirname(os.path.abspath(name))) if os.sep in name or "/" in name else ""
+    base = f"{parent}_{stem}" if parent else stem
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in base)
 
 

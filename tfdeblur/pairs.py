@@ -19,7 +19,6 @@ by the blur (and the optional noise) only: no contrast stretch.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -197,7 +196,6 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
     except _UsageError as e:
         return _fail(str(e))
 
-    import tensorflow as tf  # noqa: F401  (imported here: usage errors above stay fast)
     from keras.utils import Progbar
 
     from tfdeblur.data import make_eval_pairs

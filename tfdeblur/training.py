@@ -113,6 +113,32 @@ def _image_grid(blurred, restored, sharp, n=4):
     return np.concatenate(rows, axis=0)[None]
 
 
+def _init_from(source, generator, discriminator):
+    """Fine-tuning: start from another run. Step, optimizers and the LR schedule start fresh.
+
+    ``source`` is a checkpoint (folder or prefix: G and D are restored) or a generator ``.keras``
+    file such as the shipped model (G only; D starts from scratch).
+    """
+    import keras
+    import tensorflow as tf
+
+    if str(source).endswith(".keras"):
+        try:
+            generator.set_weights(keras.models.load_model(source, compile=False).get_weights())
+        except (OSError, ValueError) as e:
+            raise TrainingError(f"train.init_from: cannot use {source!r} ({str(e).splitlines()[0][:160]})") from None
+        _log(f"initialised the generator from {source}")
+        return
+    prefix = tf.train.latest_checkpoint(source) if os.path.isdir(source) else source
+    if not prefix or not tf.io.gfile.exists(prefix + ".index"):
+        raise TrainingError(f"train.init_from: no checkpoint found at {source!r}")
+    try:
+        tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(prefix).expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as e:
+        raise TrainingError(f"train.init_from: {prefix} does not match this config's models ({str(e).splitlines()[0][:160]})") from None
+    _log(f"initialised generator and discriminator from {prefix}")
+
+
 def train(
     cfg: dict,
     output_dir: str,
@@ -239,16 +265,7 @@ def train(
         _log(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
     init_from = tcfg.get("init_from")
     if init_from and int(step_var.numpy()) == 0:
-        # Fine-tuning: start G and D from another run's checkpoint; step, optimizers and the
-        # learning-rate schedule start fresh.
-        source = tf.train.latest_checkpoint(init_from) if os.path.isdir(init_from) else init_from
-        if not source or not tf.io.gfile.exists(source + ".index"):
-            raise TrainingError(f"train.init_from: no checkpoint found at {init_from!r}")
-        try:
-            tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(source).expect_partial().assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:
-            raise TrainingError(f"train.init_from: {source} does not match this config's models ({str(e).splitlines()[0][:160]})") from None
-        _log(f"initialised generator and discriminator from {source}")
+        _init_from(init_from, generator, discriminator)
 
     with open(os.path.join(output_dir, "config.yaml"), "w") as f:
         import yaml
