@@ -97,12 +97,14 @@ def train_main(argv=None) -> int:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _fail("interrupted twice; the last saved checkpoint is intact", 130)
+    skipped = int(summary.get("skipped_inputs") or 0)
     print(
         f"\ndone: {summary['steps']} steps, best validation PSNR {summary['best_val_psnr']:.2f} dB; "
-        f"generator: {os.path.join(output_dir, 'generator.keras')}",
+        f"generator: {os.path.join(output_dir, 'generator.keras')}"
+        + (f"; {skipped} unreadable input(s) skipped" if skipped else ""),
         file=sys.stderr,
     )
-    return EXIT_OK
+    return EXIT_PARTIAL if skipped else EXIT_OK
 
 
 # -------------------------------------------------------------------------------------- blur
@@ -138,6 +140,8 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
+    d.add_argument("--max-megapixels", type=float, default=64.0,
+                   help="skip larger images (default 64: bigger ones need several GB and minutes)")
     d.set_defaults(func=_lazy("tfdeblur.inference", "deblur_command"))
 
     e = sub.add_parser("export", help="export a generator as SavedModel or TFLite")

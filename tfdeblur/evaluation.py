@@ -1059,8 +1059,11 @@ def write_report(metrics: dict, output_dir, details: dict | None = None) -> list
     _failure_figure(metrics, fig_path)
     figures.append("failure_rates.png")
     if details is not None:
+        stems = [_slug(n, with_folder=False) for n in metrics["models"]]
         for name in metrics["models"]:
-            fname = "examples.png" if name == metrics["models"][0] else f"examples_{_slug(name)}.png"
+            # runs/a/generator.keras and runs/b/generator.keras must not share a figure
+            slug = _slug(name, with_folder=stems.count(_slug(name, with_folder=False)) > 1)
+            fname = "examples.png" if name == metrics["models"][0] else f"examples_{slug}.png"
             if _examples_figure(details, name, os.path.join(output_dir, fname)):
                 figures.append(fname)
     path = os.path.join(output_dir, "metrics.json")
@@ -1076,10 +1079,9 @@ def write_report(metrics: dict, output_dir, details: dict | None = None) -> list
     return written
 
 
-def _slug(name: str) -> str:
-    # runs/a/generator.keras and runs/b/generator.keras must not share a figure: keep the folder
+def _slug(name: str, with_folder: bool = True) -> str:
     stem = os.path.splitext(os.path.basename(name))[0] or "model"
-    parent = os.path.basename(os.path.dirname(os.path.abspath(name))) if os.sep in name or "/" in name else ""
+    parent = os.path.basename(os.path.dirname(os.path.abspath(name))) if with_folder else ""
     base = f"{parent}_{stem}" if parent else stem
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in base)
 
@@ -1132,6 +1134,9 @@ def evaluate_main(argv=None) -> int:
         args.independent = "blazeface-full" if args.ground_truth else "blazeface"
     if args.independent.lower() != "none" and args.independent not in NAMES:
         return _fail(f"--independent {args.independent!r}: choose from {', '.join(NAMES)}, none")
+    problem = _output_dir_problem(args.output_dir)
+    if problem:  # before minutes of evaluation, not after
+        return _fail(f"cannot write results to {args.output_dir!r}: {problem}")
     log = SkipLog()
     try:
         models = load_models(args.model)
@@ -1170,3 +1175,16 @@ def evaluate_main(argv=None) -> int:
 def _fail(msg: str, code: int = EXIT_FAILED) -> int:
     print(f"error: {msg}", file=sys.stderr, flush=True)
     return code
+
+
+def _output_dir_problem(path) -> str | None:
+    """Why ``path`` cannot become the output folder (its nearest existing ancestor is a file or
+    read-only), or None. Creates nothing."""
+    p = os.path.abspath(path)
+    while not os.path.lexists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        return f"{p} is not a folder"
+    if not os.access(p, os.W_OK | os.X_OK):
+        return f"{p} is not writable"
+    return None

@@ -431,14 +431,16 @@ def _smooth_images(rng, n, h, w):
 
 
 def export_tflite(model, output_path, size: int = 256, quantize: str = "none", calibration_dir=None,
-                  verify: bool = True, log=print) -> dict:
-    """Convert, verify and write a ``.tflite`` (temp file, then rename). Returns the report dict."""
+                  verify: bool = True, log=print, skip_log=None) -> dict:
+    """Convert, verify and write a ``.tflite`` (temp file, then rename). Returns the report dict.
+
+    ``skip_log``: a :class:`tfdeblur.imageio.SkipLog` collecting unreadable calibration images."""
     _check_output(output_path, is_dir=False)
     cal, blurred, sharp = None, None, None
     if quantize == "int8" or verify:
         if quantize == "int8" and calibration_dir is None:
             raise ExportError("--quantize int8 needs --calibration-dir (a folder of sharp face images)")
-        cal, blurred, sharp = sample_images(size, calibration_dir)
+        cal, blurred, sharp = sample_images(size, calibration_dir, log=skip_log)
     blob = tflite_model(model, size, quantize, representative=cal)
     report = {"format": "tflite", "quantize": quantize, "path": os.path.abspath(output_path), "size": size}
     if verify:
@@ -489,7 +491,8 @@ def _report_tflite(r, calibration_dir, log) -> bool:
 
 
 def export_command(args) -> int:
-    """``tfdeblur export``: 0 written and verified, 1 written but a parity target missed, 2 error."""
+    """``tfdeblur export``: 0 written and verified, 1 written but a parity target missed or some
+    calibration images skipped (one ``skipped PATH: reason`` line each), 2 error."""
     def fail(msg):
         print(f"error: {msg}", file=sys.stderr, flush=True)
         return 2
@@ -507,16 +510,20 @@ def export_command(args) -> int:
         _check_output(args.output, is_dir=args.format == "saved_model")
     except (ExportError, ModelLoadError) as e:
         return fail(e)
+    from tfdeblur.imageio import SkipLog
+
+    skipped = SkipLog()
     try:
         model = load_model(args.model)
         if args.format == "saved_model":
             report = export_saved_model(model, args.output)
         else:
             report = export_tflite(model, args.output, size=args.size, quantize=args.quantize,
-                                   calibration_dir=args.calibration_dir)
+                                   calibration_dir=args.calibration_dir, skip_log=skipped)
     except (ExportError, ModelLoadError, ValueError) as e:
         return fail(e)
     except OSError as e:
         return fail(f"cannot write {args.output}: {_oneline(e)}")
-    print(f"wrote {report['path']}", flush=True)
-    return 0 if report.get("ok", True) else 1
+    tail = f"; {len(skipped)} unreadable calibration image(s) skipped" if len(skipped) else ""
+    print(f"wrote {report['path']}{tail}", flush=True)
+    return 0 if report.get("ok", True) and not len(skipped) else 1

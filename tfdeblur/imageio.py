@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from PIL import Image, ImageFile, ImageOps
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageError",
+    "ImageTooLarge",
+    "MIN_SIZE",
     "SkipLog",
     "find_images",
     "read_image",
@@ -28,12 +31,17 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_PIXELS = 16_000 * 16_000  # bigger than any camera; beyond it we refuse rather than swap
+MIN_SIZE = 16  # read_rgb refuses images with a smaller side: upscaled, they are no face data
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-image
 
 
 class ImageError(Exception):
     """An input that cannot be used; str() is a one-line reason."""
+
+
+class ImageTooLarge(ImageError):
+    """The image has more pixels than the caller's ``max_pixels`` (found from the header alone)."""
 
 
 @dataclass
@@ -107,25 +115,40 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.round(arr), 0, 255).astype(np.uint8)
 
 
-def read_image(path, draft_size: int | None = None):
+def read_image(path, draft_size: int | None = None, max_pixels: int | None = None):
     """Decode ``path`` to ``(rgb uint8 [H, W, 3], alpha uint8 [H, W] or None)``.
 
     EXIF orientation is applied; grayscale, palette, CMYK, 16-bit and alpha images are converted.
-    ``draft_size`` lets JPEG decode at reduced scale when only a small image is needed.
+    ``draft_size`` lets a large image decode at reduced scale (JPEG draft mode, then an integer box
+    reduction) when only a ``draft_size`` image is needed; the result keeps its shorter side at
+    least ``draft_size``. ``max_pixels`` refuses bigger images (:class:`ImageTooLarge`) from the
+    header, before any pixel is decoded.
     """
     path = os.fspath(path)
     try:
-        if os.path.isdir(path):
+        st = os.stat(path)  # follows symlinks: a loop or a dangling link fails here
+        if stat.S_ISDIR(st.st_mode):
             raise ImageError("is a directory")
-        if os.path.getsize(path) == 0:
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+            raise ImageError(f"not a regular file ({kind})")
+        if st.st_size == 0:
             raise ImageError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                w, h = im.size
+                if max_pixels is not None and w * h > max_pixels:
+                    raise ImageTooLarge(f"image too large ({w}x{h} = {w * h / 1e6:.0f} megapixels; "
+                                        f"the limit is {max_pixels / 1e6:g})")
                 if draft_size and im.format == "JPEG":
                     im.draft("RGB", (draft_size, draft_size))
                 im.load()
-                im = ImageOps.exif_transpose(im)
+                if draft_size and im.mode in ("RGB", "RGBA", "L", "LA"):
+                    factor = min(im.size) // draft_size
+                    if factor >= 2:  # no full-size copies of a huge image: box-reduce it first
+                        im = im.reduce(factor)
+                ImageOps.exif_transpose(im, in_place=True)
                 alpha = None
                 mode = im.mode
                 if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -140,11 +163,11 @@ def read_image(path, draft_size: int | None = None):
                     im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
                     mode = im.mode
                 if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-                    rgba = np.asarray(im.convert("RGBA"))
+                    rgba = np.asarray(im if mode == "RGBA" else im.convert("RGBA"))
                     alpha = rgba[..., 3].copy()
                     rgb = rgba[..., :3]
                 else:
-                    rgb = np.asarray(im.convert("RGB"))
+                    rgb = np.asarray(im if mode == "RGB" else im.convert("RGB"))
                 return np.ascontiguousarray(_to_uint8(rgb)), alpha
     except ImageError:
         raise
@@ -163,9 +186,15 @@ def read_image(path, draft_size: int | None = None):
         raise ImageError("not enough memory to decode") from None
 
 
-def read_rgb(path, size: int | None = None):
-    """RGB uint8 image, optionally resized to ``size`` x ``size`` (area / bicubic)."""
-    rgb, _ = read_image(path, draft_size=size)
+def read_rgb(path, size: int | None = None, min_size: int = MIN_SIZE, max_pixels: int | None = None):
+    """RGB uint8 image, optionally resized to ``size`` x ``size`` (area / bicubic).
+
+    Images whose shorter side (before resizing) is below ``min_size`` raise :class:`ImageError`:
+    a 1x1 image stretched to 256x256 is not a face. ``max_pixels``: see :func:`read_image`.
+    """
+    rgb, _ = read_image(path, draft_size=size, max_pixels=max_pixels)
+    if min(rgb.shape[:2]) < min_size:
+        raise ImageError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]}; at least {min_size}x{min_size})")
     if size is not None and rgb.shape[:2] != (size, size):
         import cv2
 

@@ -617,12 +617,16 @@ def _source_is_gray(path):
 
 def deblur_command(args) -> int:
     """``tfdeblur deblur INPUT... -o OUT_DIR``: 0 all done, 1 some inputs skipped, 2 usage error or nothing done."""
-    from tfdeblur.imageio import ImageError, SkipLog, find_images, read_image, write_image
+    from tfdeblur.imageio import ImageError, ImageTooLarge, SkipLog, find_images, read_image, write_image
 
     if args.batch_size is None or args.batch_size < 1:
         return _error("--batch-size must be at least 1")
     if args.tile is not None and args.tile < 0:
         return _error("--tile must be 0 (no tiling) or a positive size")
+    max_mp = getattr(args, "max_megapixels", None)
+    if max_mp is not None and not (max_mp > 0 and math.isfinite(max_mp)):
+        return _error("--max-megapixels must be a positive number")
+    max_pixels = None if max_mp is None else int(max_mp * 1e6)
     try:
         check_model_file(args.model)
     except ModelLoadError as e:
@@ -702,7 +706,10 @@ def deblur_command(args) -> int:
     limit = tile or (1 << 62)
     for path, dest in jobs:
         try:
-            rgb, alpha = read_image(path)
+            rgb, alpha = read_image(path, max_pixels=max_pixels)
+        except ImageTooLarge as e:
+            advance(path, f"{e}; downscale it or raise --max-megapixels")
+            continue
         except ImageError as e:
             advance(path, e)
             continue

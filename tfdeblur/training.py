@@ -22,7 +22,7 @@ import numpy as np
 
 from tfdeblur import blur
 from tfdeblur.config import ConfigError
-from tfdeblur.data import NoImagesError, load_faces, load_split, make_eval_pairs, train_dataset
+from tfdeblur.data import FaceSplit, NoImagesError, load_faces, load_split, make_eval_pairs, train_dataset
 from tfdeblur.imageio import SkipLog
 
 __all__ = ["TrainingError", "TrainingInterrupted", "NonFiniteLoss", "resolve_data_dir", "train"]
@@ -158,8 +158,11 @@ def train(
         split = load_split(data_dir, dcfg["val_fraction"], dcfg["split_seed"], log=log)
     except NoImagesError as e:
         raise TrainingError(str(e)) from None
-    os.makedirs(output_dir, exist_ok=True)
-    if not os.access(output_dir, os.W_OK):
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:  # e.g. a file in the way
+        raise TrainingError(f"cannot create output dir {output_dir!r} ({(e.strerror or str(e)).lower()})") from None
+    if not os.path.isdir(output_dir) or not os.access(output_dir, os.W_OK):
         raise TrainingError(f"output dir {output_dir!r} is not writable")
 
     import keras
@@ -177,6 +180,9 @@ def train(
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     size = int(dcfg["image_size"])
+    if not split.train:  # one "person" (e.g. a flat folder) that the split put on the validation side
+        _log("warning: no training persons; training on the validation persons' images")
+        split = FaceSplit(split.val, [])
     train_paths = split.train[: dcfg["train_limit"]] if dcfg["train_limit"] else split.train
     _log(f"data: {data_dir}: {len(split.train)} train / {len(split.val)} validation images (split by person)")
     train_images, _ = load_faces(train_paths, size, log=log)
