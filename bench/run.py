@@ -331,7 +331,7 @@ def build_gan(kind, cfg, gen_overrides=None, mixed_precision=False):
     import keras
     import tensorflow as tf
 
-    from tfdeblur.gan import make_gan
+    from tfdeblur.gan import make_compiled_gan
     from tfdeblur.models import build_discriminator, build_generator
 
     t = cfg["train"]
@@ -340,15 +340,7 @@ def build_gan(kind, cfg, gen_overrides=None, mixed_precision=False):
     gen = build_generator(**gen_cfg)
     disc = build_discriminator(**cfg["model"]["discriminator"])
     content, note = _content_loss(t["content"])
-    gan = make_gan(kind, gen, disc, content, content_weight=t["content_weight"], adv_weight=t["adv_weight"],
-                   gp_weight=t["gp_weight"], n_critic=t["n_critic"])
-    g_opt = keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
-    d_opt = keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
-    if mixed_precision:
-        g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
-        d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
-    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
-    gan.build_optimizers()
+    gan = make_compiled_gan(kind, gen, disc, content, t, mixed_precision)
     gan.rng = tf.random.Generator.from_seed(0)
     return gan, gen_cfg, note
 

@@ -50,3 +50,17 @@ def small_lfw(tmp_path_factory, lfw_paths):
         for p in people[name][:2]:
             shutil.copy(p, root / name / os.path.basename(p))
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def small_model_path(tmp_path_factory):
+    """A tiny untrained lean generator (ngf 8, one block, space-to-depth x2), saved as .keras."""
+    import keras
+
+    from tfdeblur.models import build_generator
+
+    keras.utils.set_random_seed(0)
+    model = build_generator(ngf=8, n_blocks=1, pixel_shuffle=2, stem_kernel=3)
+    path = tmp_path_factory.mktemp("model") / "generator.keras"
+    model.save(path)
+    return str(path)

@@ -30,19 +30,6 @@ def run_cli(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def small_model_path(tmp_path_factory):
-    import keras
-
-    from tfdeblur.models import build_generator
-
-    keras.utils.set_random_seed(0)
-    model = build_generator(ngf=8, n_blocks=1, pixel_shuffle=2, stem_kernel=3)
-    path = tmp_path_factory.mktemp("model") / "generator.keras"
-    model.save(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def model(small_model_path):
     return load_model(small_model_path)
 

@@ -22,7 +22,7 @@ def _fail(msg: str, code: int = EXIT_FAILED) -> int:
 
 class _OneLineParser(argparse.ArgumentParser):
     """A usage error is one line on stderr and exit 2, like every other user error (argparse
-    would print the whole usage block first)."""
+    would print the whole usage block first). Subparsers inherit the class."""
 
     def error(self, message):
         self.exit(EXIT_FAILED, f"error: {message} (see {self.prog} --help)\n")
@@ -119,7 +119,7 @@ def blur_command(args) -> int:
 
 
 def tfdeblur_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tfdeblur", description="Deblur motion-blurred face photos.")
+    p = _OneLineParser(prog="tfdeblur", description="Deblur motion-blurred face photos.")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("blur", help="make blurred/sharp pairs from a folder of sharp images")

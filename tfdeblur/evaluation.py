@@ -1090,7 +1090,9 @@ def _slug(name: str, with_folder: bool = True) -> str:
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from tfdeblur.cli import _OneLineParser
+
+    p = _OneLineParser(
         prog="evaluate.py",
         description="Face-detection evaluation of deblurring generators (MTCNN + an independent detector).",
     )
@@ -1166,7 +1168,8 @@ def evaluate_main(argv=None) -> int:
     print(
         f"\nn={metrics['n']}  MTCNN failure rate: blurred {_pct(c['blurred']['failure_rate'])}, "
         f"restored {_pct(c['restored']['failure_rate'])}, sharp {_pct(c['sharp']['failure_rate'])} "
-        f"(McNemar p = {_p(metrics['mcnemar_p'])}); wrote {', '.join(written)}",
+        f"(McNemar p = {_p(metrics['mcnemar_p'])}); wrote {', '.join(written)}"
+        + (f"; {len(log)} input(s) skipped" if len(log) else ""),  # the count again, at the end
         flush=True,
     )
     return EXIT_PARTIAL if len(log) else EXIT_OK

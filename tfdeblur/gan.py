@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfdeblur import losses as L
 
-__all__ = ["DeblurGAN", "GAN", "LSGAN", "WGANGP", "GAN_CLASSES", "make_gan"]
+__all__ = ["DeblurGAN", "GAN", "LSGAN", "WGANGP", "GAN_CLASSES", "make_gan", "make_compiled_gan"]
 
 
 def _all_finite(tensors):
@@ -232,3 +232,20 @@ def make_gan(kind: str, generator, discriminator, content_loss, **kwargs) -> Deb
         kwargs.pop("gp_weight", None)
         kwargs.pop("n_critic", None)
     return GAN_CLASSES[kind](generator, discriminator, content_loss, **kwargs)
+
+
+def make_compiled_gan(kind: str, generator, discriminator, content_loss, train_cfg: dict,
+                      mixed_precision: bool = False) -> DeblurGAN:
+    """:func:`make_gan` from a config's ``train`` section, compiled with its two Adam optimizers
+    (wrapped in loss scaling under mixed precision) and with their slots built, ready to step."""
+    t = train_cfg
+    gan = make_gan(kind, generator, discriminator, content_loss, content_weight=t["content_weight"],
+                   adv_weight=t["adv_weight"], gp_weight=t["gp_weight"], n_critic=t["n_critic"])
+    g_opt = keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
+    d_opt = keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
+    if mixed_precision:
+        g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
+        d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
+    gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+    gan.build_optimizers()
+    return gan

@@ -731,11 +731,12 @@ def deblur_command(args) -> int:
     flush()
 
     done = counts["done"]
+    if done == 0:  # nothing done is an error, said in one line like every other CLI's
+        return _error(f"no images deblurred: none of the {len(jobs)} input image(s) could be used "
+                      f"({len(log)} skipped)")
     note = f" ({counts['no_face']} without a detected face, left unchanged)" if args.faces and counts["no_face"] else ""
     print(f"deblurred {done} image{'s' * (done != 1)} into {args.out_dir}{note}; skipped {len(log)}",
           file=sys.stderr, flush=True)
-    if done == 0:
-        return EXIT_FAILED
     return EXIT_PARTIAL if len(log) else EXIT_OK
 
 

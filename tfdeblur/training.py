@@ -168,7 +168,7 @@ def train(
     import keras
     import tensorflow as tf
 
-    from tfdeblur.gan import make_gan
+    from tfdeblur.gan import make_compiled_gan
     from tfdeblur.losses import ContentLossUnavailable, build_content_loss
     from tfdeblur.models import build_discriminator, build_generator
 
@@ -230,18 +230,8 @@ def train(
             raise TrainingError(str(e)) from None
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        gan = make_gan(
-            tcfg["gan"], generator, discriminator, content,
-            content_weight=tcfg["content_weight"], adv_weight=tcfg["adv_weight"],
-            gp_weight=tcfg["gp_weight"], n_critic=tcfg["n_critic"],
-        )
-        g_opt = keras.optimizers.Adam(tcfg["g_lr"], beta_1=tcfg["beta_1"], beta_2=tcfg["beta_2"])
-        d_opt = keras.optimizers.Adam(tcfg["d_lr"], beta_1=tcfg["beta_1"], beta_2=tcfg["beta_2"])
-        if mixed_precision:
-            g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
-            d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
-        gan.compile(g_optimizer=g_opt, d_optimizer=d_opt)
-        gan.build_optimizers()
+        gan = make_compiled_gan(tcfg["gan"], generator, discriminator, content, tcfg, mixed_precision)
+        g_opt, d_opt = gan.g_optimizer, gan.d_optimizer
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
         lr_scale = tf.Variable(1.0, dtype=tf.float64, trainable=False, name="lr_scale")
