@@ -37,7 +37,9 @@ from tfdeblur.imageio import read_image
 from tfdeblur.training import TrainingError, _lr_at, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+# Scripts run from a temp dir must import this checkout's tfdeblur, installed or not.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1",
+       "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
 TINY_G = dict(ngf=8, n_blocks=1, n_down=2, upsample="transpose", block="basic", stem_kernel=3,
               pixel_shuffle=2, norm="fused")
 SUBPROCESS_TIMEOUT = 420  # generous: CPU may be shared with long training runs
