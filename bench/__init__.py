@@ -1,5 +1,5 @@
 """Performance benchmarks for tfdeblur: ``python -m bench [--quick] [--only SECTION,...]``.
 
 Benchmarks are measurements, not tests: nothing here asserts a speed. See
-``docs/readme/performance.md`` for the sections, the columns and how to read them.
+the README's Performance section for the sections, the columns and how to read them.
 """

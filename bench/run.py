@@ -912,7 +912,7 @@ def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description="Throughput benchmark for tfdeblur: prints a table and writes JSON "
                                 "(img/s, GMAC/img, GFLOP/s, fraction of a measured fp32 matmul peak).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Sections: " + ", ".join(SECTIONS) + ". See docs/readme/performance.md.")
+                                epilog="Sections: " + ", ".join(SECTIONS) + ". See the README's Performance section.")
     p.add_argument("--quick", action="store_true", help="tiny iteration counts: a smoke test, numbers meaningless")
     p.add_argument("--json", default="bench_results.json", metavar="PATH", help="write results here (default %(default)s)")
     p.add_argument("--only", default=",".join(SECTIONS), metavar="SECTION,...",
