@@ -235,6 +235,15 @@ def test_cli_errors_in_process(tmp_path, capsys, small_model_path, monkeypatch):
     assert f"skipped {tmp_path / 'nothing.jpg'}: no such file or directory" in err
 
 
+def test_cli_deblur_quiet_prints_no_progress_bar(tmp_path, lfw_paths, small_model_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["deblur", lfw_paths[0], "-o", str(out), "--model", small_model_path, "-q"])
+    captured = capsys.readouterr()
+    assert code == 0 and (out / os.path.basename(lfw_paths[0])).is_file()
+    assert "image" not in captured.out and "━" not in captured.out  # no Progbar output
+    assert "deblurred 1 image into" in captured.err
+
+
 def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_model_path):
     from tfdeblur.detectors import MTCNNDetector
     from tfdeblur.inference import face_regions

@@ -140,6 +140,7 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar (skips and the summary still print)")
     d.add_argument("--max-megapixels", type=float, default=64.0,
                    help="skip larger images (default 64: bigger ones need several GB and minutes)")
     d.set_defaults(func=_lazy("tfdeblur.inference", "deblur_command"))

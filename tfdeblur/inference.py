@@ -668,7 +668,7 @@ def deblur_command(args) -> int:
 
     import keras
 
-    bar = keras.utils.Progbar(len(jobs), unit_name="image")
+    bar = keras.utils.Progbar(len(jobs), unit_name="image", verbose=0 if getattr(args, "quiet", False) else 1)
     counts = {"done": 0, "seen": 0, "no_face": 0}
     pending = []  # same-size images that fit one tile, batched through the model together
 
