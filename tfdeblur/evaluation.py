@@ -432,34 +432,18 @@ def load_models(paths) -> dict:
             raise EvaluationError(f"--model {name} given twice")
         if p is not None and not os.path.exists(p):
             raise EvaluationError(f"--model {p}: no such file")
-        try:
-            from tfdeblur.inference import load_model
-        except ImportError:
-            if p is None:
-                raise EvaluationError("no shipped model here (tfdeblur.inference is missing); pass --model PATH") from None
-            load_model = _keras_load
+        from tfdeblur.inference import ModelLoadError, load_model
+
         try:
             model = load_model(p)
-        except EvaluationError:
-            raise
         except Exception as e:  # noqa: BLE001  any loader failure is a one-line user error
             msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            if type(e).__name__.endswith(("ModelLoadError", "ModelNotFoundError")):  # already says what and where
+            if isinstance(e, ModelLoadError):  # already says what and where
                 raise EvaluationError(f"--model: {msg}") from None
             raise EvaluationError(f"--model {name}: cannot load a generator from it ({msg})") from None
         _check_generator(model, name)
         models[name] = model
     return models
-
-
-def _keras_load(path):
-    import keras
-
-    import tfdeblur.models  # noqa: F401  registers the custom layers
-
-    if os.path.isdir(path) or not path.endswith((".keras", ".h5")):
-        raise ValueError("expected a .keras (or .h5) generator file")
-    return keras.models.load_model(path, compile=False)
 
 
 def _check_generator(model, name):
@@ -486,20 +470,11 @@ def _batches(images, batch_size):
 
 
 def _deblur_fn(model):
-    """``batch uint8 [N, H, W, 3] -> uint8`` with :func:`tfdeblur.inference.deblur` (one forward
-    pass per batch), or a plain forward pass where that module is not available."""
-    try:
-        from tfdeblur.inference import deblur
-    except ImportError:
-        from tfdeblur.data import from_model, to_model
+    """``batch uint8 [N, H, W, 3] -> uint8`` with :func:`tfdeblur.inference.deblur`, one forward
+    pass per batch."""
+    from tfdeblur.inference import deblur
 
-        return lambda batch: from_model(model(to_model(batch), training=False)).numpy()
-    import inspect
-
-    takes_batch = "batch_size" in inspect.signature(deblur).parameters
-    if takes_batch:
-        return lambda batch: np.asarray(deblur(model, batch, batch_size=len(batch)), np.uint8)
-    return lambda batch: np.asarray(deblur(model, batch), np.uint8)
+    return lambda batch: np.asarray(deblur(model, batch, batch_size=len(batch)), np.uint8)
 
 
 def deblur_images(model, images, batch_size: int = 16, progress=None) -> tuple[list, float]:
@@ -727,8 +702,7 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
         success = {k: {c: np.array([len(x) > 0 for x in faces[k][c]]) for c in faces[k]} for k in detectors}
         sm = success["mtcnn"]
         tests = {"mtcnn_blurred_vs_restored": mcnemar_test(sm["blurred"], sm[f"restored@{name}"]),
-                 "mtcnn_sharp_vs_sharp_restored": mcnemar_test(success["mtcnn"]["sharp"],
-                                                               success["mtcnn"][f"sharp_restored@{name}"])}
+                 "mtcnn_sharp_vs_sharp_restored": mcnemar_test(sm["sharp"], sm[f"sharp_restored@{name}"])}
         if "independent" in detectors:
             tests["independent_blurred_vs_restored"] = mcnemar_test(
                 success["independent"]["blurred"], success["independent"][f"restored@{name}"])

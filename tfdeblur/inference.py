@@ -360,21 +360,6 @@ class _Graph:
                 env.pop(tid, None)
         return env[self.output_id].numpy().astype(np.float32)
 
-    def call(self, x, norm):
-        """Run the whole graph on a (symbolic or eager) tensor, with ``norm(k, input, params)``
-        in place of every normalisation layer (``params``: gamma, beta, epsilon, groups)."""
-        import keras
-
-        env = {self.input_id: x}
-        for node, k, release in self.steps:
-            args, kwargs = node.arguments.fill_in(env)
-            out = node.operation(*args, **kwargs) if k is None else norm(k, args[0], self.norms[k])
-            for t, y in zip(node.outputs, keras.tree.flatten(out)):
-                env[id(t)] = y
-            for tid in release:
-                env.pop(tid, None)
-        return env[self.output_id]
-
     def _normalise(self, k, x, stats):
         import tensorflow as tf
 
