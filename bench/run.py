@@ -415,13 +415,7 @@ def load_models(which):
         model, note = None, ""
         if os.path.isfile(PRETRAINED):
             try:
-                try:
-                    from tfdeblur.inference import load_model
-                except ImportError:  # early checkouts: plain Keras loading
-                    import tfdeblur.models  # noqa: F401  registers the custom layers
-
-                    def load_model(path):
-                        return keras.models.load_model(path, compile=False)
+                from tfdeblur.inference import load_model
 
                 model = load_model(PRETRAINED)
                 note = (f"trained weights ({os.path.relpath(PRETRAINED, REPO)}; "
