@@ -27,13 +27,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from tfdeblur.imageio import IMAGE_EXTENSIONS, ImageError, SkipLog, find_images, read_rgb, write_image
+from tfdeblur.imageio import IMAGE_EXTENSIONS, MIN_SIZE, ImageError, SkipLog, find_images, read_rgb, write_image
 
 __all__ = ["write_pairs", "pair_stems", "EXIT_OK", "EXIT_PARTIAL", "EXIT_FAILED"]
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 CHUNK = 256  # kernels are drawn in chunks keyed by (seed, chunk), as blur.indexed_bank does
-MIN_SIZE = 16
 
 
 class _UsageError(Exception):
@@ -254,7 +253,7 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
         else:
             k, j = source(kept)
             h, w = rgb.shape[:2]
-            if min(h, w) < MIN_SIZE or k.shape[0] // 2 >= min(h, w):
+            if k.shape[0] // 2 >= min(h, w):  # read_rgb already refused sides below MIN_SIZE
                 log.skip(path, f"image too small ({w}x{h}) for a {k.shape[0]}x{k.shape[0]} blur kernel")
             else:
                 pending.append((stem, path, rel, rgb, k, kept, j))
