@@ -34,7 +34,7 @@ from tfdeblur import models as tfmodels
 from tfdeblur.cli import train_main
 from tfdeblur.config import load_config
 from tfdeblur.imageio import read_image
-from tfdeblur.training import TrainingError, _lr_at, train
+from tfdeblur.training import TrainingError, _lr_at, copy_weights_by_name, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Scripts run from a temp dir must import this checkout's tfdeblur, installed or not.
@@ -296,6 +296,46 @@ def resume_runs(small_lfw, tmp_path_factory):
     (ckdir / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\nall_model_checkpoint_paths: "ckpt-4"\n')
     resumed = train(cfg, str(root / "resumed"), resume=True, deterministic=True, verbose=0)
     return root, straight, resumed, cfg
+
+
+def test_copy_weights_by_name_lets_fewer_blocks_start_from_a_trained_generator():
+    six = tfmodels.build_generator(**{**TINY_G, "n_blocks": 3})
+    four = tfmodels.build_generator(**{**TINY_G, "n_blocks": 2})
+    before = {w.path: w.numpy().copy() for w in four.weights}
+    copied, fresh, unused = copy_weights_by_name(six, four)
+    assert fresh == [] and unused == ["res3_a_conv", "res3_a_norm", "res3_b_conv", "res3_b_norm"]
+    assert copied == len([layer for layer in four.layers if layer.weights])
+    src = {layer.name: layer for layer in six.layers}
+    for layer in four.layers:
+        for got, want in zip(layer.get_weights(), src[layer.name].get_weights() if layer.weights else []):
+            np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(w.numpy(), before[w.path]) for w in four.weights)
+    # the other way round, the extra block keeps its own initial weights and is reported
+    bigger = tfmodels.build_generator(**{**TINY_G, "n_blocks": 4})
+    init = bigger.get_layer("res4_a_conv").get_weights()[0].copy()
+    _, fresh, unused = copy_weights_by_name(six, bigger)
+    assert fresh == ["res4_a_conv", "res4_a_norm", "res4_b_conv", "res4_b_norm"] and unused == []
+    np.testing.assert_array_equal(bigger.get_layer("res4_a_conv").get_weights()[0], init)
+
+
+def test_copy_weights_by_name_refuses_other_widths():
+    with pytest.raises(ValueError, match="weight shapes"):
+        copy_weights_by_name(tfmodels.build_generator(**TINY_G), tfmodels.build_generator(**{**TINY_G, "ngf": 12}))
+    with pytest.raises(ValueError, match="no layer"):
+        copy_weights_by_name(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="other")]),
+                             tfmodels.build_generator(**TINY_G))
+
+
+def test_init_from_a_generator_with_more_blocks_trains(small_lfw, tmp_path, capsys):
+    source = tfmodels.build_generator(**{**TINY_G, "n_blocks": 2})
+    source.save(str(tmp_path / "source.keras"))
+    cfg = tiny_cfg(small_lfw, steps=2, init_from=str(tmp_path / "source.keras"))
+    train(cfg, str(tmp_path / "run"), verbose=0)
+    err = capsys.readouterr().err
+    assert "source layers not used: res2_a_conv" in err
+    trained = keras.models.load_model(str(tmp_path / "run" / "generator.keras"), compile=False)
+    assert len([layer for layer in trained.layers if layer.name.startswith("res")]) < len(
+        [layer for layer in source.layers if layer.name.startswith("res")])
 
 
 def test_resume_gives_the_same_weights_as_a_straight_run(resume_runs):

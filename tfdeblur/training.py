@@ -113,21 +113,52 @@ def _image_grid(blurred, restored, sharp, n=4):
     return np.concatenate(rows, axis=0)[None]
 
 
+def copy_weights_by_name(source, target):
+    """Copy weights layer by layer, matching layer names: (copied, fresh, unused) layer names.
+
+    Lets a generator with fewer or more ResNet blocks start from a trained one (the builder names
+    every layer). Layers of ``target`` missing from ``source`` keep their initial weights; a layer
+    whose weight shapes differ (another ngf, say) is an error, not a silent restart.
+    """
+    by_name = {layer.name: layer for layer in source.layers if layer.weights}
+    copied, fresh = 0, []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        src = by_name.pop(layer.name, None)
+        if src is None:
+            fresh.append(layer.name)
+            continue
+        weights = src.get_weights()
+        want = [tuple(w.shape) for w in layer.weights]
+        got = [w.shape for w in weights]
+        if want != got:
+            raise ValueError(f"layer {layer.name!r} has weight shapes {got} in the source, {want} here")
+        layer.set_weights(weights)
+        copied += 1
+    if not copied:
+        raise ValueError("no layer of the source matches this generator by name")
+    return copied, fresh, sorted(by_name)
+
+
 def _init_from(source, generator, discriminator):
     """Fine-tuning: start from another run. Step, optimizers and the LR schedule start fresh.
 
     ``source`` is a checkpoint (folder or prefix: G and D are restored) or a generator ``.keras``
-    file such as the shipped model (G only; D starts from scratch).
+    file such as the shipped model (G only, matched layer by layer, so the generator may have
+    fewer or more ResNet blocks; D starts from scratch).
     """
     import keras
     import tensorflow as tf
 
     if str(source).endswith(".keras"):
         try:
-            generator.set_weights(keras.models.load_model(source, compile=False).get_weights())
+            copied, fresh, unused = copy_weights_by_name(keras.models.load_model(source, compile=False), generator)
         except (OSError, ValueError) as e:
             raise TrainingError(f"train.init_from: cannot use {source!r} ({str(e).splitlines()[0][:160]})") from None
-        _log(f"initialised the generator from {source}")
+        _log(f"initialised the generator from {source} ({copied} layers)")
+        if fresh or unused:
+            _log(f"  layers starting fresh: {', '.join(fresh) or 'none'}; source layers not used: {', '.join(unused) or 'none'}")
         return
     prefix = tf.train.latest_checkpoint(source) if os.path.isdir(source) else source
     if not prefix or not tf.io.gfile.exists(prefix + ".index"):
