@@ -39,6 +39,25 @@ def test_shipped_configs_load():
     assert paper["data"]["train_limit"] == 1000 and paper["train"]["content_weight"] == 100.0
 
 
+@pytest.mark.parametrize("name", ["cpu-finetune.yaml", "cpu-fast-finetune.yaml"])
+def test_finetune_configs_start_from_the_shipped_generator(name):
+    """The shipped generator can seed them: its layers and theirs differ by whole blocks only."""
+    from tfdeblur.inference import load_model
+    from tfdeblur.models import build_generator
+    from tfdeblur.training import copy_weights_by_name
+
+    cfg = load_config(os.path.join(REPO, "configs", name))
+    generator = build_generator(**cfg["model"]["generator"])
+    shipped = load_model()
+    shipped_blocks = len([layer for layer in shipped.layers if layer.name.endswith("_a_conv") and layer.name.startswith("res")])
+    n_blocks = cfg["model"]["generator"]["n_blocks"]
+    copied, fresh, unused = copy_weights_by_name(shipped, generator)
+    # 2 convs + 2 norms per block one model has and the other has not
+    assert len(fresh) == 4 * max(0, n_blocks - shipped_blocks)
+    assert len(unused) == 4 * max(0, shipped_blocks - n_blocks)
+    assert copied == len([layer for layer in generator.layers if layer.weights]) - len(fresh)
+
+
 def test_merge_is_deep_except_free_form_maps():
     out = merge(DEFAULTS, {"model": {"generator": {"ngf": 8}}, "train": {"content": {"l1": 1.0}},
                            "data": {"blur": {"length": [5, 10]}}})
