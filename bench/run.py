@@ -401,6 +401,10 @@ def _infer_batch(size):
     return 8 if size <= 256 else 2
 
 
+def _count_blocks(model) -> int:
+    return len([layer for layer in model.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
+
+
 def load_models(which):
     """``{"lean": (model, desc, note), "paper": (...)}``; the lean model is the trained file when
     it exists, else untrained weights from configs/cpu.yaml."""
@@ -418,8 +422,10 @@ def load_models(which):
                 from tfdeblur.inference import load_model
 
                 model = load_model(PRETRAINED)
-                note = (f"trained weights ({os.path.relpath(PRETRAINED, REPO)}; "
-                        f"{model.count_params()} params; config column is configs/cpu.yaml's)")
+                # describe what ships, which may differ from configs/cpu.yaml (e.g. fewer blocks)
+                lean_cfg = dict(lean_cfg, n_blocks=_count_blocks(model),
+                                ngf=model.get_layer("stem_conv").filters)
+                note = f"trained weights ({os.path.relpath(PRETRAINED, REPO)}; {model.count_params()} params)"
             except Exception as e:  # noqa: BLE001
                 note = f"{os.path.relpath(PRETRAINED, REPO)} failed to load ({type(e).__name__}); untrained weights"
         if model is None:
