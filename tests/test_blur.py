@@ -398,6 +398,7 @@ def test_blur_cli_options_and_usage_errors(tmp_path, lfw_paths, capsys):
     out = tmp_path / "o1"
     assert main(["blur", str(src), str(out), "--limit", "2", "--size", "0", "--kernels", str(tmp_path / "bank.npz"),
                  "--noise", "0.02", "--seed", "4"]) == 0
+    assert "2/2" in capsys.readouterr().out  # the progress bar
     with np.load(out / "kernels.npz") as z:
         assert list(z["names"]) == names[:2]
         assert all(any(np.array_equal(k, b) for b in bank) for k in z["kernels"])
@@ -411,9 +412,10 @@ def test_blur_cli_options_and_usage_errors(tmp_path, lfw_paths, capsys):
     assert 3.0 < diff.std() < 7.0  # sigma 0.02 -> ~5 gray levels
     out2 = tmp_path / "o2"  # same seed, same everything: same bytes
     assert main(["blur", str(src), str(out2), "--limit", "2", "--size", "0", "--kernels", str(tmp_path / "bank.npz"),
-                 "--noise", "0.02", "--seed", "4"]) == 0
+                 "--noise", "0.02", "--seed", "4", "-q"]) == 0
     assert np.array_equal(b, np.asarray(Image.open(out2 / "blurred" / f"{names[0]}.png")))
-    capsys.readouterr()
+    quiet = capsys.readouterr()
+    assert "2/2" not in quiet.out and "wrote 2 pairs" in quiet.err  # -q: no bar, the summary stays
 
     # usage errors: one "error:" line, exit 2, no traceback
     empty = tmp_path / "empty"

@@ -114,7 +114,7 @@ def blur_command(args) -> int:
 
     return write_pairs(
         args.src_dir, args.out_dir, limit=args.limit, seed=args.seed, size=args.size,
-        noise=args.noise, kernels_path=args.kernels, preset=args.preset,
+        noise=args.noise, kernels_path=args.kernels, preset=args.preset, progress=not args.quiet,
     )
 
 
@@ -131,6 +131,7 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     b.add_argument("--noise", type=float, default=0.0, help="Gaussian noise sigma in [0, 1] units (default 0: none)")
     b.add_argument("--kernels", default=None, help="kernel bank .npz to draw from (default: the eval preset)")
     b.add_argument("--preset", default="eval", help="blur preset when --kernels is not given (default: eval)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar (skips and the summary still print)")
     b.set_defaults(func=blur_command)
 
     d = sub.add_parser("deblur", help="deblur images or folders")
