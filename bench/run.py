@@ -145,7 +145,9 @@ class Recorder:
         return row
 
     def fail(self, section, what, config, size, batch, exc, unit="img/s", device="CPU", **extra):
-        msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+        from tfdeblur.imageio import one_line
+
+        msg = f"{type(exc).__name__}: {one_line(exc)}"
         tb = traceback.extract_tb(exc.__traceback__)
         _log(f"  error at {tb[-1].filename}:{tb[-1].lineno}: {msg}" if tb else f"  error: {msg}")
         return self.add(section, what, config, size, batch, None, unit=unit, device=device, error=msg, **extra)

@@ -100,7 +100,9 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
             with open(path) as f:
                 loaded = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+            from tfdeblur.imageio import one_line
+
+            raise ConfigError(f"config file {path!r} is not valid YAML: {one_line(e)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path!r} must hold a mapping")
         unknown = _unknown_keys(DEFAULTS, loaded)

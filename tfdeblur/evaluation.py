@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfdeblur.imageio import ImageError, SkipLog, find_images, read_rgb
+from tfdeblur.imageio import ImageError, SkipLog, find_images, one_line, output_folder_problem, read_rgb
 
 __all__ = [
     "EVAL_SIZE",
@@ -230,7 +230,7 @@ def load_imglab_xml(path) -> list[dict]:
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as e:
-        raise EvaluationError(f"{path}: not a readable imglab XML ({str(e).splitlines()[0]})") from None
+        raise EvaluationError(f"{path}: not a readable imglab XML ({one_line(e)})") from None
     base = os.path.dirname(os.path.abspath(path))
     out = []
     for image in root.iter("image"):
@@ -1110,7 +1110,7 @@ def evaluate_main(argv=None) -> int:
         args.independent = "blazeface-full" if args.ground_truth else "blazeface"
     if args.independent.lower() != "none" and args.independent not in NAMES:
         return _fail(f"--independent {args.independent!r}: choose from {', '.join(NAMES)}, none")
-    problem = _output_dir_problem(args.output_dir)
+    problem = output_folder_problem(args.output_dir, create=False)
     if problem:  # before minutes of evaluation, not after
         return _fail(f"cannot write results to {args.output_dir!r}: {problem}")
     log = SkipLog()
@@ -1154,14 +1154,3 @@ def _fail(msg: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def _output_dir_problem(path) -> str | None:
-    """Why ``path`` cannot become the output folder (its nearest existing ancestor is a file or
-    read-only), or None. Creates nothing."""
-    p = os.path.abspath(path)
-    while not os.path.lexists(p) and os.path.dirname(p) != p:
-        p = os.path.dirname(p)
-    if not os.path.isdir(p):
-        return f"{p} is not a folder"
-    if not os.access(p, os.W_OK | os.X_OK):
-        return f"{p} is not writable"
-    return None

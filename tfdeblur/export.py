@@ -23,15 +23,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
+from tfdeblur.imageio import one_line, output_folder_problem
 from tfdeblur.inference import (
     ModelLoadError,
-    _oneline,
     check_model_file,
     deblur,
     load_model,
@@ -121,17 +120,12 @@ def _tmp_sibling(path, suffix=""):
 
 def _check_output(path, is_dir):
     path = os.path.abspath(path)
-    parent = os.path.dirname(path)
     if os.path.exists(path) and os.path.isdir(path) != is_dir:
         kind = "a folder" if os.path.isdir(path) else "a file"
         raise ExportError(f"output {path} exists and is {kind}")
-    try:
-        os.makedirs(parent, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".tfdeblur-probe-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ExportError(f"cannot write to {parent}: {_oneline(e)}") from None
+    problem = output_folder_problem(os.path.dirname(path))
+    if problem:
+        raise ExportError(f"cannot write the export: {problem}")
 
 
 def _move_into_place(tmp, dest):
@@ -271,14 +265,14 @@ def tflite_model(model, size: int = 256, quantize: str = "none", representative=
         try:
             return debugger.get_nondebug_quantized_model()
         except Exception as e:
-            raise ExportError(f"TFLite int8 conversion failed: {_oneline(e)}") from None
+            raise ExportError(f"TFLite int8 conversion failed: {one_line(e)}") from None
 
 
 def _convert(converter):
     try:
         return converter.convert()
     except Exception as e:
-        raise ExportError(f"TFLite conversion failed: {_oneline(e)}") from None
+        raise ExportError(f"TFLite conversion failed: {one_line(e)}") from None
 
 
 def _tensor_names(blob):
@@ -523,7 +517,7 @@ def export_command(args) -> int:
     except (ExportError, ModelLoadError, ValueError) as e:
         return fail(e)
     except OSError as e:
-        return fail(f"cannot write {args.output}: {_oneline(e)}")
+        return fail(f"cannot write {args.output}: {one_line(e)}")
     tail = f"; {len(skipped)} unreadable calibration image(s) skipped" if len(skipped) else ""
     print(f"wrote {report['path']}{tail}", flush=True)
     return 0 if report.get("ok", True) and not len(skipped) else 1

@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 
@@ -72,7 +73,7 @@ def find_images(inputs, log: SkipLog | None = None, extensions=IMAGE_EXTENSIONS)
         item = os.fspath(item)
         if os.path.isdir(item):
             found = []
-            for root, dirs, files in os.walk(item, followlinks=False, onerror=lambda e: log and log.skip(e.filename, _reason(e))):
+            for root, dirs, files in os.walk(item, followlinks=False, onerror=lambda e: log and log.skip(e.filename, one_line(e))):
                 dirs.sort()
                 for name in sorted(files):
                     if name.lower().endswith(extensions):
@@ -88,7 +89,9 @@ def find_images(inputs, log: SkipLog | None = None, extensions=IMAGE_EXTENSIONS)
     return out
 
 
-def _reason(e: BaseException) -> str:
+def one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for a message: OS errors by their errno text ("permission
+    denied", "symlink loop"), others by the first line of their message."""
     if isinstance(e, OSError) and e.errno is not None:
         if e.errno == errno.ELOOP:
             return "symlink loop"
@@ -97,8 +100,41 @@ def _reason(e: BaseException) -> str:
         if e.errno == errno.ENOENT:
             return "no such file or directory"
         return os.strerror(e.errno).lower()
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return msg[:160]
+    text = str(e).strip().splitlines()
+    msg = text[0] if text else type(e).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def output_folder_problem(path, create: bool = True) -> str | None:
+    """Why ``path`` cannot be an output folder, or None when it can.
+
+    ``create=True`` makes the folder and proves it writable with a probe file. ``create=False``
+    makes nothing: it checks the nearest existing ancestor (for a refusal before minutes of work
+    whose results would be written only at the end).
+    """
+    path = os.path.abspath(path)
+    if not create:
+        p = path
+        while not os.path.lexists(p) and os.path.dirname(p) != p:
+            p = os.path.dirname(p)
+        if not os.path.isdir(p):
+            return f"{p} is not a folder"
+        if not os.access(p, os.W_OK | os.X_OK):
+            return f"{p} is not writable"
+        return None
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return f"{path} exists and is not a folder"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        return f"cannot create {path}: {one_line(e)}"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tfdeblur-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"{path} is not writable: {one_line(e)}"
+    return None
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -181,7 +217,7 @@ def read_image(path, draft_size: int | None = None, max_pixels: int | None = Non
         text = str(e).lower()
         if "truncated" in text:
             raise ImageError("truncated or corrupt image data") from None
-        raise ImageError(_reason(e)) from None
+        raise ImageError(one_line(e)) from None
     except MemoryError:
         raise ImageError("not enough memory to decode") from None
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
+
+from tfdeblur.imageio import one_line, output_folder_problem
 
 __all__ = [
     "SHIPPED_MODEL",
@@ -74,7 +75,7 @@ def check_model_file(path=None) -> str:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as e:
-        raise ModelLoadError(f"cannot read model file {path}: {_oneline(e)}") from None
+        raise ModelLoadError(f"cannot read model file {path}: {one_line(e)}") from None
     if head.startswith(b"\x89HDF"):
         return path  # legacy .h5: let Keras try it
     if not zipfile.is_zipfile(path):
@@ -83,7 +84,7 @@ def check_model_file(path=None) -> str:
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
     except (zipfile.BadZipFile, OSError) as e:
-        raise ModelLoadError(f"{path} is not a readable Keras model file ({_oneline(e)})") from None
+        raise ModelLoadError(f"{path} is not a readable Keras model file ({one_line(e)})") from None
     if "config.json" not in names:
         raise ModelLoadError(f"{path} is a zip file but not a Keras model (no config.json inside)")
     return path
@@ -103,7 +104,7 @@ def load_model(path=None):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for bad files; the user needs one line
-        raise ModelLoadError(f"cannot load model {path}: {_oneline(e)}") from None
+        raise ModelLoadError(f"cannot load model {path}: {one_line(e)}") from None
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelLoadError(f"{path} is not a generator (expected one image input and one image output)")
     shape_in, shape_out = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
@@ -112,12 +113,6 @@ def load_model(path=None):
             f"{path} is not a generator: input {shape_in}, output {shape_out} (expected [N, H, W, 3] both)"
         )
     return model
-
-
-def _oneline(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    msg = text[0] if text else type(e).__name__
-    return msg if len(msg) <= 200 else msg[:197] + "..."
 
 
 def model_multiple(model) -> int:
@@ -392,7 +387,7 @@ def _graph_of(model):
     try:
         graph = _Graph(model)
     except Exception as e:  # unknown architecture: plain per-tile inference (approximate)
-        print(f"warning: tiles use their own normalisation statistics ({_oneline(e)})", file=sys.stderr)
+        print(f"warning: tiles use their own normalisation statistics ({one_line(e)})", file=sys.stderr)
         graph = False
     try:
         object.__setattr__(model, "_tfdeblur_graph", graph)
@@ -565,31 +560,6 @@ def _error(msg) -> int:
     return EXIT_FAILED
 
 
-def _prepare_out_dir(out_dir):
-    """Create ``out_dir`` and prove it writable; returns an error message or None."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except FileExistsError:
-        return f"output folder {out_dir} exists and is not a folder"
-    except OSError as e:
-        return f"cannot create output folder {out_dir}: {_reason(e)}"
-    if not os.path.isdir(out_dir):
-        return f"output folder {out_dir} exists and is not a folder"
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".tfdeblur-probe-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        return f"output folder {out_dir} is not writable: {_reason(e)}"
-    return None
-
-
-def _reason(e):
-    from tfdeblur.imageio import _reason as reason
-
-    return reason(e)
-
-
 def _source_is_gray(path):
     try:
         from PIL import Image
@@ -616,9 +586,9 @@ def deblur_command(args) -> int:
         check_model_file(args.model)
     except ModelLoadError as e:
         return _error(e)
-    msg = _prepare_out_dir(args.out_dir)
+    msg = output_folder_problem(args.out_dir)
     if msg:
-        return _error(msg)
+        return _error(f"output folder: {msg}")
 
     log = SkipLog()
     items = find_images(args.inputs, log=log)
@@ -649,7 +619,7 @@ def deblur_command(args) -> int:
 
             detector = MTCNNDetector()
         except Exception as e:
-            return _error(f"cannot start the MTCNN face detector: {_oneline(e)}")
+            return _error(f"cannot start the MTCNN face detector: {one_line(e)}")
 
     import keras
 
@@ -670,7 +640,7 @@ def deblur_command(args) -> int:
         try:
             _write(write_image, dest, out, alpha, gray)
         except OSError as e:
-            return advance(path, f"cannot write {dest}: {_reason(e)}")
+            return advance(path, f"cannot write {dest}: {one_line(e)}")
         counts["done"] += 1
         advance()
 
@@ -683,7 +653,7 @@ def deblur_command(args) -> int:
             outs = deblur(model, np.stack([e[2] for e in entries]), tile=tile, batch_size=args.batch_size)
         except Exception as e:  # e.g. out of memory: one line per input, keep going
             for entry in entries:
-                advance(entry[0], f"deblurring failed: {_oneline(e)}")
+                advance(entry[0], f"deblurring failed: {one_line(e)}")
             return
         for entry, out in zip(entries, outs):
             finish(entry, out)
@@ -703,7 +673,7 @@ def deblur_command(args) -> int:
             try:
                 out, regions = deblur_faces(model, rgb, detector=detector, tile=tile, batch_size=args.batch_size)
             except Exception as e:
-                advance(path, f"deblurring failed: {_oneline(e)}")
+                advance(path, f"deblurring failed: {one_line(e)}")
                 continue
             counts["no_face"] += not regions
             finish(entry, out)

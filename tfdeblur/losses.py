@@ -10,6 +10,8 @@ import os
 import keras
 import tensorflow as tf
 
+from tfdeblur.imageio import one_line
+
 __all__ = [
     "bce_discriminator_loss",
     "bce_generator_loss",
@@ -210,7 +212,7 @@ class VGG19Loss:
         try:
             vgg = keras.applications.VGG19(include_top=False, weights=source, input_shape=(None, None, 3))
         except Exception as e:  # network errors, corrupt files: all mean "not available"
-            reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            reason = one_line(e)
             raise ContentLossUnavailable(_vgg_message(f"VGG19 ImageNet weights could not be loaded ({reason})", cached)) from None
         vgg.trainable = False
         self.features = keras.Model(vgg.input, vgg.get_layer("block3_conv3").output)

@@ -27,7 +27,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from tfdeblur.imageio import IMAGE_EXTENSIONS, MIN_SIZE, ImageError, SkipLog, find_images, read_rgb, write_image
+from tfdeblur.imageio import (
+    IMAGE_EXTENSIONS, MIN_SIZE, ImageError, SkipLog, find_images, one_line, output_folder_problem, read_rgb, write_image,
+)
 
 __all__ = ["write_pairs", "pair_stems", "EXIT_OK", "EXIT_PARTIAL", "EXIT_FAILED"]
 
@@ -77,18 +79,9 @@ def pair_stems(rel_paths) -> list[str]:
 def _check_out_dir(out_dir: str) -> tuple[str, str]:
     sharp_dir, blurred_dir = os.path.join(out_dir, "sharp"), os.path.join(out_dir, "blurred")
     for d in (out_dir, sharp_dir, blurred_dir):
-        if os.path.exists(d) and not os.path.isdir(d):
-            raise _UsageError(f"OUT_DIR: {d!r} exists and is not a folder")
-    try:
-        for d in (sharp_dir, blurred_dir):
-            os.makedirs(d, exist_ok=True)
-            probe = os.path.join(d, f".write-test-{os.getpid()}")
-            with open(probe, "wb") as f:
-                f.write(b"ok")
-            os.unlink(probe)
-    except OSError as e:
-        reason = e.strerror.lower() if e.strerror else type(e).__name__
-        raise _UsageError(f"OUT_DIR {out_dir!r} is not writable ({reason})") from None
+        problem = output_folder_problem(d)
+        if problem:
+            raise _UsageError(f"OUT_DIR: {problem}")
     return sharp_dir, blurred_dir
 
 
@@ -100,8 +93,7 @@ def _load_kernel_file(path: str) -> tuple[np.ndarray, dict]:
     try:
         kernels, params = blur.load_bank(path)
     except Exception as e:  # noqa: BLE001  (any failure to parse the file is a usage error)
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _UsageError(f"--kernels {path!r}: not a readable kernel bank ({msg})") from None
+        raise _UsageError(f"--kernels {path!r}: not a readable kernel bank ({one_line(e)})") from None
     if len(kernels) == 0:
         raise _UsageError(f"--kernels {path!r}: the bank holds no kernels")
     if not np.all(np.isfinite(kernels)) or kernels.min() < 0:
@@ -249,7 +241,7 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
         except ImageError as e:
             log.skip(path, e)
         except Exception as e:  # noqa: BLE001  (a decoder bug must not stop the run)
-            log.skip(path, f"cannot decode ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            log.skip(path, f"cannot decode ({type(e).__name__}: {one_line(e)})")
         else:
             k, j = source(kept)
             h, w = rgb.shape[:2]

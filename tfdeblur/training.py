@@ -23,7 +23,7 @@ import numpy as np
 from tfdeblur import blur
 from tfdeblur.config import ConfigError
 from tfdeblur.data import FaceSplit, NoImagesError, load_faces, load_split, make_eval_pairs, train_dataset
-from tfdeblur.imageio import SkipLog
+from tfdeblur.imageio import SkipLog, one_line
 
 __all__ = ["TrainingError", "TrainingInterrupted", "NonFiniteLoss", "resolve_data_dir", "train"]
 
@@ -155,7 +155,7 @@ def _init_from(source, generator, discriminator):
         try:
             copied, fresh, unused = copy_weights_by_name(keras.models.load_model(source, compile=False), generator)
         except (OSError, ValueError) as e:
-            raise TrainingError(f"train.init_from: cannot use {source!r} ({str(e).splitlines()[0][:160]})") from None
+            raise TrainingError(f"train.init_from: cannot use {source!r} ({one_line(e)})") from None
         _log(f"initialised the generator from {source} ({copied} layers)")
         if fresh or unused:
             _log(f"  layers starting fresh: {', '.join(fresh) or 'none'}; source layers not used: {', '.join(unused) or 'none'}")
@@ -166,7 +166,7 @@ def _init_from(source, generator, discriminator):
     try:
         tf.train.Checkpoint(generator=generator, discriminator=discriminator).restore(prefix).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
-        raise TrainingError(f"train.init_from: {prefix} does not match this config's models ({str(e).splitlines()[0][:160]})") from None
+        raise TrainingError(f"train.init_from: {prefix} does not match this config's models ({one_line(e)})") from None
     _log(f"initialised generator and discriminator from {prefix}")
 
 
@@ -285,7 +285,7 @@ def train(
         except (tf.errors.OpError, ValueError, AssertionError) as e:
             raise TrainingError(
                 f"cannot resume from {manager.latest_checkpoint}: it does not match this config's models "
-                f"({str(e).splitlines()[0][:160]})"
+                f"({one_line(e)})"
             ) from None
         _log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
     elif resume:
@@ -339,7 +339,7 @@ def train(
                     f"disk full while saving the checkpoint at step {step} in {ckpt_dir}; the last good "
                     f"checkpoint is {manager.latest_checkpoint}. Free space and run again with --resume"
                 ) from None
-            raise TrainingError(f"could not save the checkpoint at step {step}: {text.splitlines()[0][:200]}") from None
+            raise TrainingError(f"could not save the checkpoint at step {step}: {one_line(e)}") from None
         finally:
             for name in os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []:
                 if "_temp" in name:  # partial shards of a failed write
