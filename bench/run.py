@@ -40,11 +40,12 @@ from dataclasses import asdict, dataclass, replace
 SECTIONS = ("blur", "train", "infer", "opts", "gpu")
 GAN_KINDS = ("gan", "lsgan", "wgan-gp")
 FORMATS = ("keras", "savedmodel", "tflite-fp32", "tflite-fp16", "tflite-int8")
-MODELS = ("lean", "paper")
+MODELS = ("lean", "fast", "paper")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU_CONFIG = os.path.join(REPO, "configs", "cpu.yaml")
 PAPER_CONFIG = os.path.join(REPO, "configs", "paper.yaml")
+FAST_CONFIG = os.path.join(REPO, "configs", "cpu-fast-finetune.yaml")
 PRETRAINED = os.path.join(REPO, "tfdeblur", "pretrained", "generator.keras")
 TFLITE_THREADS = 2
 
@@ -407,9 +408,11 @@ def _count_blocks(model) -> int:
     return len([layer for layer in model.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
 
 
-def load_models(which):
-    """``{"lean": (model, desc, note), "paper": (...)}``; the lean model is the trained file when
-    it exists, else untrained weights from configs/cpu.yaml."""
+def load_models(which, fast_model=None):
+    """``{"lean": (model, desc, note), "fast": ..., "paper": ...}``. lean: the shipped generator
+    (untrained weights from configs/cpu.yaml if it is absent); fast: ``fast_model`` (a .keras
+    file) or untrained weights from configs/cpu-fast-finetune.yaml (speed does not depend on
+    weights); paper: untrained ngf 64, 6 blocks."""
     import keras
 
     from tfdeblur.models import build_generator
@@ -434,13 +437,25 @@ def load_models(which):
             model = build_generator(**lean_cfg)
             note = note or f"untrained weights ({os.path.relpath(PRETRAINED, REPO)} absent)"
         out["lean"] = (model, f"lean: {_gen_desc(lean_cfg)}", note)
+    if "fast" in which:
+        fast_cfg = _load_cfg(FAST_CONFIG)["model"]["generator"]
+        if fast_model:
+            from tfdeblur.inference import load_model
+
+            model = load_model(fast_model)
+            fast_cfg = dict(fast_cfg, n_blocks=_count_blocks(model), ngf=model.get_layer("stem_conv").filters)
+            note = f"trained weights ({fast_model}; {model.count_params()} params)"
+        else:
+            model = build_generator(**fast_cfg)
+            note = "untrained weights (speed only)"
+        out["fast"] = (model, f"fast: {_gen_desc(fast_cfg)}", note)
     if "paper" in which:
         out["paper"] = (build_generator(64, 6), f"paper: {_gen_desc({'ngf': 64, 'n_blocks': 6})}",
                         "untrained weights (speed only)")
     return out
 
 
-def section_infer(rec, s, sizes, which, formats):
+def section_infer(rec, s, sizes, which, formats, fast_model=None):
     import numpy as np
     import tensorflow as tf
 
@@ -450,7 +465,7 @@ def section_infer(rec, s, sizes, which, formats):
             "inputs": "synthetic smooth uint8 images; Keras gets them as float [-1, 1], the exports in their "
                       "own input dtype (uint8 for tfdeblur.export)"}
     with _cpu_scope():
-        models = load_models(which)
+        models = load_models(which, fast_model)
     tfl_sizes = [z for z in sizes if z <= 256]
     pixels = {z: _convert.smooth_images(_infer_batch(z), z) for z in sizes}
 
@@ -549,22 +564,22 @@ def _max_diff(a, b):
 
 
 def _lean_vs_paper(rec):
-    """lean/paper img/s for every (format, size, batch) measured for both; the headline is
-    Keras at 256², batch 8."""
+    """model/paper img/s for every (format, size, batch) measured for both, for the lean (shipped)
+    and the fast model; the headline of each is Keras at 256², batch 8."""
     by = {}
     for r in rec.rows:
         if r["section"] == "infer" and r.get("rate") and r.get("model"):
             by[(r["format"], r["input"], r["batch"], r["model"])] = r["rate"]
     ratios = []
     for (fmt, inp, b, m), rate in sorted(by.items()):
-        if m == "lean" and (fmt, inp, b, "paper") in by:
-            ratios.append({"format": fmt, "input": inp, "batch": b, "lean_img_s": rate,
+        if m != "paper" and (fmt, inp, b, "paper") in by:
+            ratios.append({"model": m, "format": fmt, "input": inp, "batch": b, "img_s": rate,
                            "paper_img_s": by[(fmt, inp, b, "paper")], "ratio": rate / by[(fmt, inp, b, "paper")]})
-    head = next((r for r in ratios if r["format"] == "keras" and r["input"] == "256x256" and r["batch"] == 8), None)
-    out = {"ratios": ratios, "goal": {"ratio": GOAL_RATIO, "lean_img_s": GOAL_LEAN_IMG_S}}
-    if head:
-        out["headline"] = {**head, "ratio_goal_met": head["ratio"] >= GOAL_RATIO,
-                           "img_s_goal_met": head["lean_img_s"] >= GOAL_LEAN_IMG_S}
+    out = {"ratios": ratios, "goal": {"ratio": GOAL_RATIO, "img_s": GOAL_LEAN_IMG_S}, "headlines": {}}
+    for r in ratios:
+        if r["format"] == "keras" and r["input"] == "256x256" and r["batch"] == 8:
+            out["headlines"][r["model"]] = {**r, "ratio_goal_met": r["ratio"] >= GOAL_RATIO,
+                                            "img_s_goal_met": r["img_s"] >= GOAL_LEAN_IMG_S}
     return out
 
 
@@ -921,7 +936,9 @@ def _parse(argv):
                    help=f"comma-separated sections out of {','.join(SECTIONS)} (default: all)")
     p.add_argument("--sizes", default=None, metavar="N,...",
                    help="override image sizes (train default 128,256; infer 128,256,512; opts and gpu use the first)")
-    p.add_argument("--models", default=",".join(MODELS), help="infer: models out of lean,paper (default both)")
+    p.add_argument("--models", default=",".join(MODELS), help="infer: models out of lean,fast,paper (default all)")
+    p.add_argument("--fast-model", default=None, metavar="PATH",
+                   help="infer: .keras file for the fast model (default: untrained configs/cpu-fast-finetune.yaml)")
     p.add_argument("--formats", default=",".join(FORMATS), help=f"infer: formats out of {','.join(FORMATS)}")
     p.add_argument("--losses", default=",".join(GAN_KINDS), help="train: GAN losses (default gan,lsgan,wgan-gp)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: oneDNN subprocess
@@ -938,6 +955,8 @@ def _parse(argv):
     args.only = split(args.only, SECTIONS, "section")
     args.models = split(args.models, MODELS, "model")
     args.formats = split(args.formats, FORMATS, "format")
+    if args.fast_model and not os.path.isfile(args.fast_model):
+        p.error(f"--fast-model {args.fast_model!r}: no such file")
     args.losses = split(args.losses, GAN_KINDS, "GAN loss")
     if args.sizes:
         try:
@@ -987,7 +1006,7 @@ def main(argv=None) -> int:
     plan = {
         "blur": lambda: section_blur(rec, s, args.quick),
         "train": lambda: section_train(rec, s, sizes or [128, 256], args.losses),
-        "infer": lambda: section_infer(rec, s, sizes or [128, 256, 512], args.models, args.formats),
+        "infer": lambda: section_infer(rec, s, sizes or [128, 256, 512], args.models, args.formats, args.fast_model),
         "opts": lambda: section_opts(rec, s, args.quick, (sizes or [256])[0], (sizes or [128])[0], bool(gpus)),
         "gpu": lambda: section_gpu(rec, s, args.gpu_device, (sizes or [None])[0]) if (gpus or args.gpu_device != "/GPU:0") else
         {"status": "skipped: no GPU visible (tf.config.list_physical_devices('GPU') is empty)"},
@@ -1016,11 +1035,10 @@ def main(argv=None) -> int:
 
     extra = []
     lvp = results["sections"].get("infer", {}).get("lean_vs_paper", {})
-    if lvp.get("headline"):
-        h = lvp["headline"]
-        extra += ["", f"lean / paper at 256x256, batch 8 (Keras): {h['ratio']:.1f}x "
+    for m, h in lvp.get("headlines", {}).items():
+        extra += ["", f"{m} / paper at 256x256, batch 8 (Keras): {h['ratio']:.1f}x "
                       f"(goal >= {GOAL_RATIO:g}x: {'met' if h['ratio_goal_met'] else 'NOT met'}); "
-                      f"lean {h['lean_img_s']:.1f} img/s (goal >= {GOAL_LEAN_IMG_S:g}: "
+                      f"{m} {h['img_s']:.1f} img/s (goal >= {GOAL_LEAN_IMG_S:g}: "
                       f"{'met' if h['img_s_goal_met'] else 'NOT met'})"]
     for name, info in results["sections"].items():
         if str(info.get("status", "ok")) != "ok":

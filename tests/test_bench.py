@@ -18,7 +18,7 @@ def test_bench_quick_infer_smoke(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "infer", "--models", "lean", "--sizes", "32",
+    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "infer", "--models", "lean,fast", "--sizes", "32",
            "--formats", "keras,tflite-fp32", "--json", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -32,16 +32,20 @@ def test_bench_quick_infer_smoke(tmp_path):
     assert list(res["sections"]) == ["infer"]  # --only is honoured
 
     rows = res["rows"]
-    assert [(r["what"].split()[0], r["input"], r["batch"]) for r in rows] == [
-        ("keras", "32x32", 8),
-        ("tflite", "32x32", 1),
+    assert [(r["model"], r["what"].split()[0], r["input"], r["batch"]) for r in rows] == [
+        ("lean", "keras", "32x32", 8),
+        ("lean", "tflite", "32x32", 1),
+        ("fast", "keras", "32x32", 8),
+        ("fast", "tflite", "32x32", 1),
     ]
+    # the fast model has fewer ResNet blocks than the shipped one: fewer MACs
+    assert rows[2]["gmac_per_img"] < rows[0]["gmac_per_img"]
     for r in rows:
         assert ROW_KEYS <= set(r), r
         assert "error" not in r, r["error"]
-        assert r["section"] == "infer" and r["model"] == "lean" and r["unit"] == "img/s"
+        assert r["section"] == "infer" and r["unit"] == "img/s"
         assert r["rate"] > 0 and r["gmac_per_img"] > 0
         assert abs(r["gflops"] - 2 * r["gmac_per_img"] * r["rate"]) < 1e-6 * r["gflops"]
         assert abs(r["frac_peak"] - r["gflops"] / res["peak"]["gflops"]) < 1e-9
     # the TFLite model computes what the Keras model computes (a broken conversion gives NaN)
-    assert rows[1]["max_abs_diff_vs_keras"] < 0.05
+    assert rows[1]["max_abs_diff_vs_keras"] < 0.05 and rows[3]["max_abs_diff_vs_keras"] < 0.05
