@@ -131,9 +131,37 @@ def test_load_model_errors(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError) as info:
         load_model(fake)
     assert "\n" not in str(info.value)
-    monkeypatch.setattr(inference, "SHIPPED_MODEL", str(tmp_path / "pretrained" / "generator.keras"))
+    monkeypatch.setitem(inference.SHIPPED_MODELS, "default", str(tmp_path / "pretrained" / "generator.keras"))
     with pytest.raises(ModelNotFoundError, match="shipped model"):
         load_model()
+
+
+def test_shipped_models_by_name(tmp_path, monkeypatch):
+    from tfdeblur.models import count_macs
+
+    default, fast = load_model(), load_model("fast")
+
+    def blocks(m):
+        return len([layer for layer in m.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
+
+    assert blocks(default) == 6 and blocks(fast) == 4
+    assert count_macs(fast) < 0.8 * count_macs(default)
+    face = smooth_image(64, 64)
+    out = deblur(fast, face)
+    assert out.shape == face.shape and out.dtype == np.uint8
+    # the same name works wherever a --model is taken
+    from tfdeblur.evaluation import load_models
+
+    assert list(load_models(["fast"])) == ["fast"]
+    src = tmp_path / "face.png"
+    Image.fromarray(smooth_image(64, 80)).save(src)
+    assert cli.main(["deblur", str(src), "-o", str(tmp_path / "out"), "--model", "fast", "-q"]) == 0
+    assert np.asarray(Image.open(tmp_path / "out" / "face.png")).shape == (64, 80, 3)
+    # a file or folder that happens to be called "fast" is a path, not the shipped name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_text("not a model")
+    with pytest.raises(ModelLoadError, match="not a Keras model"):
+        load_model("fast")
 
 
 # ------------------------------------------------------------------------------- CLI

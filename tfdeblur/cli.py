@@ -137,7 +137,7 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("deblur", help="deblur images or folders")
     d.add_argument("inputs", nargs="+", metavar="INPUT")
     d.add_argument("-o", "--output", dest="out_dir", required=True, help="output folder")
-    d.add_argument("--model", default=None, help="generator .keras (default: the shipped model)")
+    d.add_argument("--model", default=None, help="generator .keras, or \"fast\" for the shipped 4-block one (default: the shipped model)")
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
@@ -147,7 +147,7 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_lazy("tfdeblur.inference", "deblur_command"))
 
     e = sub.add_parser("export", help="export a generator as SavedModel or TFLite")
-    e.add_argument("--model", default=None, help="generator .keras (default: the shipped model)")
+    e.add_argument("--model", default=None, help="generator .keras, or \"fast\" for the shipped 4-block one (default: the shipped model)")
     e.add_argument("--format", choices=["saved_model", "tflite"], required=True)
     e.add_argument("-o", "--output", dest="output", required=True)
     e.add_argument("--size", type=int, default=256, help="TFLite input size")

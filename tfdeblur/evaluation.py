@@ -418,29 +418,28 @@ def _model_name(path) -> str:
 
 
 def load_models(paths) -> dict:
-    """``{name: model}`` for each ``--model`` path (``None`` = the shipped model).
+    """``{name: model}`` for each ``--model`` path (``None`` = the shipped model; a name of
+    ``tfdeblur.inference.SHIPPED_MODELS`` such as ``fast`` = that shipped generator).
 
-    Uses :func:`tfdeblur.inference.load_model` when that module exists, otherwise Keras directly
-    (after importing :mod:`tfdeblur.models`, which registers the custom layers). Any failure is an
+    Loads through :func:`tfdeblur.inference.load_model`. Any failure is an
     :class:`EvaluationError` with a one-line message.
     """
+    from tfdeblur.inference import SHIPPED_MODELS, ModelLoadError, load_model
+
     paths = list(paths) if paths else [None]
     models = {}
     for p in paths:
         name = _model_name(p)
         if name in models:
             raise EvaluationError(f"--model {name} given twice")
-        if p is not None and not os.path.exists(p):
+        if p is not None and not os.path.exists(p) and p not in SHIPPED_MODELS:
             raise EvaluationError(f"--model {p}: no such file")
-        from tfdeblur.inference import ModelLoadError, load_model
-
         try:
             model = load_model(p)
         except Exception as e:  # noqa: BLE001  any loader failure is a one-line user error
-            msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             if isinstance(e, ModelLoadError):  # already says what and where
-                raise EvaluationError(f"--model: {msg}") from None
-            raise EvaluationError(f"--model {name}: cannot load a generator from it ({msg})") from None
+                raise EvaluationError(f"--model: {one_line(e)}") from None
+            raise EvaluationError(f"--model {name}: cannot load a generator from it ({one_line(e)})") from None
         _check_generator(model, name)
         models[name] = model
     return models
@@ -452,8 +451,7 @@ def _check_generator(model, name):
         out = model(probe, training=False) if callable(model) else None
         shape = tuple(np.shape(out))
     except Exception as e:  # noqa: BLE001
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise EvaluationError(f"--model {name}: not an image-to-image generator ({msg})") from None
+        raise EvaluationError(f"--model {name}: not an image-to-image generator ({one_line(e)})") from None
     if shape != probe.shape:
         raise EvaluationError(f"--model {name}: not an image-to-image generator (a 64x64 RGB input gave shape {shape})")
 
