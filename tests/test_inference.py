@@ -145,6 +145,7 @@ def test_shipped_models_by_name(tmp_path, monkeypatch):
         return len([layer for layer in m.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
 
     assert blocks(default) == 6 and blocks(fast) == 4
+    assert sum(os.path.getsize(f) for f in inference.SHIPPED_MODELS.values()) <= 25e6  # the budget
     assert count_macs(fast) < 0.8 * count_macs(default)
     face = smooth_image(64, 64)
     out = deblur(fast, face)
