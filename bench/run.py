@@ -47,6 +47,7 @@ CPU_CONFIG = os.path.join(REPO, "configs", "cpu.yaml")
 PAPER_CONFIG = os.path.join(REPO, "configs", "paper.yaml")
 FAST_CONFIG = os.path.join(REPO, "configs", "cpu-fast-finetune.yaml")
 PRETRAINED = os.path.join(REPO, "tfdeblur", "pretrained", "generator.keras")
+PRETRAINED_FAST = os.path.join(REPO, "tfdeblur", "pretrained", "generator_fast.keras")
 TFLITE_THREADS = 2
 
 # Goals from the project's issue: the lean model >= 9x the paper generator and >= 50 img/s at
@@ -411,8 +412,9 @@ def _count_blocks(model) -> int:
 def load_models(which, fast_model=None):
     """``{"lean": (model, desc, note), "fast": ..., "paper": ...}``. lean: the shipped generator
     (untrained weights from configs/cpu.yaml if it is absent); fast: ``fast_model`` (a .keras
-    file) or untrained weights from configs/cpu-fast-finetune.yaml (speed does not depend on
-    weights); paper: untrained ngf 64, 6 blocks."""
+    file), else the shipped 4-block generator, else untrained weights from
+    configs/cpu-fast-finetune.yaml (speed does not depend on weights); paper: untrained ngf 64,
+    6 blocks."""
     import keras
 
     from tfdeblur.models import build_generator
@@ -439,12 +441,13 @@ def load_models(which, fast_model=None):
         out["lean"] = (model, f"lean: {_gen_desc(lean_cfg)}", note)
     if "fast" in which:
         fast_cfg = _load_cfg(FAST_CONFIG)["model"]["generator"]
+        fast_model = fast_model or (PRETRAINED_FAST if os.path.isfile(PRETRAINED_FAST) else None)
         if fast_model:
             from tfdeblur.inference import load_model
 
             model = load_model(fast_model)
             fast_cfg = dict(fast_cfg, n_blocks=_count_blocks(model), ngf=model.get_layer("stem_conv").filters)
-            note = f"trained weights ({fast_model}; {model.count_params()} params)"
+            note = f"trained weights ({os.path.relpath(fast_model, REPO)}; {model.count_params()} params)"
         else:
             model = build_generator(**fast_cfg)
             note = "untrained weights (speed only)"
@@ -938,7 +941,7 @@ def _parse(argv):
                    help="override image sizes (train default 128,256; infer 128,256,512; opts and gpu use the first)")
     p.add_argument("--models", default=",".join(MODELS), help="infer: models out of lean,fast,paper (default all)")
     p.add_argument("--fast-model", default=None, metavar="PATH",
-                   help="infer: .keras file for the fast model (default: untrained configs/cpu-fast-finetune.yaml)")
+                   help="infer: .keras file for the fast model (default: the shipped generator_fast.keras)")
     p.add_argument("--formats", default=",".join(FORMATS), help=f"infer: formats out of {','.join(FORMATS)}")
     p.add_argument("--losses", default=",".join(GAN_KINDS), help="train: GAN losses (default gan,lsgan,wgan-gp)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: oneDNN subprocess
