@@ -248,7 +248,7 @@ def test_cli_errors_in_process(tmp_path, capsys, small_model_path, monkeypatch):
         assert words in _one_error_line(err), err
     code = cli.main(["deblur", str(img), "-o", str(blocker), "--model", small_model_path])
     assert code == 2 and "not a folder" in _one_error_line(capsys.readouterr().err)
-    monkeypatch.setattr(inference, "SHIPPED_MODEL", str(tmp_path / "pretrained" / "generator.keras"))
+    monkeypatch.setitem(inference.SHIPPED_MODELS, "default", str(tmp_path / "pretrained" / "generator.keras"))
     code = cli.main(["deblur", str(img), "-o", str(tmp_path / "out_shipped")])  # no --model: the shipped one
     assert code == 2 and "shipped model is not installed" in _one_error_line(capsys.readouterr().err)
     code = cli.main(["export", "--format", "saved_model", "-o", str(tmp_path / "sm")])
