@@ -405,8 +405,15 @@ def _infer_batch(size):
     return 8 if size <= 256 else 2
 
 
-def _count_blocks(model) -> int:
-    return len([layer for layer in model.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
+def _load_trained(path, cfg):
+    """``(model, cfg, note)`` for a trained generator file; cfg is corrected to the file's own
+    width and depth, which may differ from the config's (e.g. fewer blocks)."""
+    from tfdeblur.inference import load_model
+    from tfdeblur.models import count_res_blocks
+
+    model = load_model(path)
+    cfg = dict(cfg, n_blocks=count_res_blocks(model), ngf=model.get_layer("stem_conv").filters)
+    return model, cfg, f"trained weights ({os.path.relpath(path, REPO)}; {model.count_params()} params)"
 
 
 def load_models(which, fast_model=None):
@@ -426,13 +433,7 @@ def load_models(which, fast_model=None):
         model, note = None, ""
         if os.path.isfile(PRETRAINED):
             try:
-                from tfdeblur.inference import load_model
-
-                model = load_model(PRETRAINED)
-                # describe what ships, which may differ from configs/cpu.yaml (e.g. fewer blocks)
-                lean_cfg = dict(lean_cfg, n_blocks=_count_blocks(model),
-                                ngf=model.get_layer("stem_conv").filters)
-                note = f"trained weights ({os.path.relpath(PRETRAINED, REPO)}; {model.count_params()} params)"
+                model, lean_cfg, note = _load_trained(PRETRAINED, lean_cfg)
             except Exception as e:  # noqa: BLE001
                 note = f"{os.path.relpath(PRETRAINED, REPO)} failed to load ({type(e).__name__}); untrained weights"
         if model is None:
@@ -443,11 +444,7 @@ def load_models(which, fast_model=None):
         fast_cfg = _load_cfg(FAST_CONFIG)["model"]["generator"]
         fast_model = fast_model or (PRETRAINED_FAST if os.path.isfile(PRETRAINED_FAST) else None)
         if fast_model:
-            from tfdeblur.inference import load_model
-
-            model = load_model(fast_model)
-            fast_cfg = dict(fast_cfg, n_blocks=_count_blocks(model), ngf=model.get_layer("stem_conv").filters)
-            note = f"trained weights ({os.path.relpath(fast_model, REPO)}; {model.count_params()} params)"
+            model, fast_cfg, note = _load_trained(fast_model, fast_cfg)
         else:
             model = build_generator(**fast_cfg)
             note = "untrained weights (speed only)"

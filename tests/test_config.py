@@ -43,13 +43,13 @@ def test_shipped_configs_load():
 def test_finetune_configs_start_from_the_shipped_generator(name):
     """The shipped generator can seed them: its layers and theirs differ by whole blocks only."""
     from tfdeblur.inference import load_model
-    from tfdeblur.models import build_generator
+    from tfdeblur.models import build_generator, count_res_blocks
     from tfdeblur.training import copy_weights_by_name
 
     cfg = load_config(os.path.join(REPO, "configs", name))
     generator = build_generator(**cfg["model"]["generator"])
     shipped = load_model()
-    shipped_blocks = len([layer for layer in shipped.layers if layer.name.endswith("_a_conv") and layer.name.startswith("res")])
+    shipped_blocks = count_res_blocks(shipped)
     n_blocks = cfg["model"]["generator"]["n_blocks"]
     copied, fresh, unused = copy_weights_by_name(shipped, generator)
     # 2 convs + 2 norms per block one model has and the other has not

@@ -137,14 +137,10 @@ def test_load_model_errors(tmp_path, monkeypatch):
 
 
 def test_shipped_models_by_name(tmp_path, monkeypatch):
-    from tfdeblur.models import count_macs
+    from tfdeblur.models import count_macs, count_res_blocks
 
     default, fast = load_model(), load_model("fast")
-
-    def blocks(m):
-        return len([layer for layer in m.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
-
-    assert blocks(default) == 6 and blocks(fast) == 4
+    assert count_res_blocks(default) == 6 and count_res_blocks(fast) == 4
     assert sum(os.path.getsize(f) for f in inference.SHIPPED_MODELS.values()) <= 25e6  # the budget
     assert count_macs(fast) < 0.8 * count_macs(default)
     face = smooth_image(64, 64)

@@ -17,6 +17,7 @@ from tfdeblur.models import (
     build_discriminator,
     build_generator,
     count_macs,
+    count_res_blocks,
     generator_multiple,
 )
 
@@ -204,6 +205,13 @@ def test_count_macs_lean_generator():
     assert 1.4e9 < macs < 1.6e9  # configs/cpu.yaml's "~1.5 GMAC"
     sep = count_macs(build_generator(**{**cpu, "block": "separable"}), 256, 256)
     assert sep < 0.5 * macs
+
+
+@pytest.mark.parametrize("block", ["basic", "separable", "inverted"])
+def test_count_res_blocks(block):
+    for n in (1, 3):
+        assert count_res_blocks(build_generator(**{**TINY, "n_blocks": n}, block=block)) == n
+    assert count_res_blocks(build_discriminator(ndf=8)) == 0
 
 
 # ------------------------------------------------------------------------------- save / load

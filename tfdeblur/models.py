@@ -18,6 +18,7 @@ __all__ = [
     "build_discriminator",
     "generator_multiple",
     "count_macs",
+    "count_res_blocks",
 ]
 
 _PKG = "tfdeblur"
@@ -296,6 +297,11 @@ def build_discriminator(ndf: int = 64, n_layers: int = 3, name: str = "discrimin
     x = layers.ZeroPadding2D(1)(x)
     x = layers.Conv2D(1, 4, 1, padding="valid", dtype="float32", name="logits")(x)
     return keras.Model(inputs, x, name=name)
+
+
+def count_res_blocks(model: keras.Model) -> int:
+    """ResNet blocks of a generator built by :func:`build_generator` (each ends in ``res<i>_add``)."""
+    return len([layer for layer in model.layers if layer.name.startswith("res") and layer.name.endswith("_add")])
 
 
 def count_macs(model: keras.Model, height: int = 256, width: int = 256) -> float:
