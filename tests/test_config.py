@@ -79,6 +79,22 @@ def test_overrides_and_set_dotted():
         set_dotted(cfg, "train", 5)
 
 
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path, monkeypatch):
+    # plain YAML 1.1 reads "1e-4" as a string, and validation would then reject a learning rate
+    cfg = load_config(_write(tmp_path, "train:\n  g_lr: 1e-4\n  d_lr: 2E-4\n"))
+    assert cfg["train"]["g_lr"] == pytest.approx(1e-4) and cfg["train"]["d_lr"] == pytest.approx(2e-4)
+    seen = {}
+
+    def fake_train(cfg, output_dir, **kw):
+        seen["cfg"] = cfg
+        return {"steps": 1, "best_val_psnr": 0.0}
+
+    monkeypatch.setattr("tfdeblur.training.train", fake_train)
+    assert train_main(["--set", "train.g_lr=5e-5", "--set", "train.gan=wgan-gp", "--data-dir", str(tmp_path),
+                       "--output-dir", str(tmp_path / "run"), "-q"]) == 0
+    assert seen["cfg"]["train"]["g_lr"] == pytest.approx(5e-5) and seen["cfg"]["train"]["gan"] == "wgan-gp"
+
+
 def test_yaml_errors(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(str(tmp_path / "missing.yaml"))

@@ -54,7 +54,7 @@ def train_main(argv=None) -> int:
     args = train_parser().parse_args(argv)
     import yaml
 
-    from tfdeblur.config import ConfigError, load_config
+    from tfdeblur.config import ConfigError, load_config, load_yaml
 
     config = args.config
     if config is None and os.path.isfile(os.path.join("configs", "cpu.yaml")):
@@ -69,7 +69,7 @@ def train_main(argv=None) -> int:
             return _fail(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            overrides[key] = yaml.safe_load(value)
+            overrides[key] = load_yaml(value)
         except yaml.YAMLError:
             return _fail(f"--set {key}: cannot parse value {value!r}")
     try:

@@ -5,9 +5,27 @@ from __future__ import annotations
 import copy
 import os
 
+import re
+
 import yaml
 
-__all__ = ["DEFAULTS", "ConfigError", "load_config", "merge", "set_dotted", "validate"]
+__all__ = ["DEFAULTS", "ConfigError", "load_config", "load_yaml", "merge", "set_dotted", "validate"]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-4 as a float (YAML 1.1 insists on 1.0e-4 and gives a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text_or_stream):
+    """yaml.safe_load, but with 1e-4 read as a number."""
+    return yaml.load(text_or_stream, Loader=_Loader)
 
 
 class ConfigError(ValueError):
@@ -33,6 +51,9 @@ DEFAULTS: dict = {
         "blur": {"preset": "train"},  # or KernelParams fields
         "kernel_bank": None,  # a fixed .npz bank instead of fresh kernels
         "noise_sigma": [0.0, 0.0],
+        # share of training crops that may reach the image edge (blurred with reflected borders,
+        # as evaluation blurs full images); the rest are interior crops with real-pixel margins
+        "border_fraction": 0.0,
     },
     "train": {
         "gan": "lsgan",
@@ -98,7 +119,7 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
             raise ConfigError(f"config file {path!r} not found")
         try:
             with open(path) as f:
-                loaded = yaml.safe_load(f) or {}
+                loaded = load_yaml(f) or {}
         except yaml.YAMLError as e:
             from tfdeblur.imageio import one_line
 
@@ -161,6 +182,8 @@ def validate(cfg: dict) -> None:
                         ("train.beta_1", t["beta_1"], "1)"), ("train.beta_2", t["beta_2"], "1)")):
         if not _is_number(v) or v < 0 or v > 1 or (v == 1 and hi == "1)"):
             raise ConfigError(f"{name} must be a number in [0, {hi}, got {v!r}")
+    if not _is_number(d["border_fraction"]) or not 0 <= d["border_fraction"] <= 1:
+        raise ConfigError(f"data.border_fraction must be a number in [0, 1], got {d['border_fraction']!r}")
     if not isinstance(d["crop"], int) or d["crop"] < 16 or d["crop"] > d["image_size"]:
         raise ConfigError(f"data.crop must be an integer in [16, data.image_size], got {d['crop']!r}")
 

@@ -306,6 +306,7 @@ def train(
     ds = train_dataset(
         train_images, batch_size, int(dcfg["crop"]), seed=seed, start_step=start, total_steps=total_steps,
         kernel_params=kparams, kernel_bank=kernel_bank, noise_sigma=dcfg["noise_sigma"],
+        border_fraction=float(dcfg["border_fraction"]),
     )
     dist_ds = dist.experimental_distribute_dataset(ds) if dist.num_replicas_in_sync > 1 else ds
 
