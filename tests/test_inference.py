@@ -258,6 +258,7 @@ def test_cli_errors_in_process(tmp_path, capsys, small_model_path, monkeypatch):
     assert code == 2
     assert user_lines(err)[-1] == "error: no images to deblur (inputs: .jpg, .jpeg, .png, .webp, .bmp files or folders)"
     assert f"skipped {tmp_path / 'nothing.jpg'}: no such file or directory" in err
+    assert not (tmp_path / "o2").exists()  # refused before anything is written
 
 
 def test_cli_deblur_quiet_prints_no_progress_bar(tmp_path, lfw_paths, small_model_path, capsys):
