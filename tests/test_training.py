@@ -375,6 +375,10 @@ def test_outputs_of_a_run(resume_runs):
     assert glob.glob(str(out / "logs" / "events.out.tfevents.*"))
     g = keras.models.load_model(str(out / "generator.keras"))
     assert tuple(g(np.zeros((1, 37, 29, 3), np.float32)).shape) == (1, 37, 29, 3)
+    last = keras.models.load_model(str(out / "generator_last.keras"))  # the step-8 generator
+    g8, _ = _restore_models(str(out / "checkpoints" / "ckpt-8"))
+    for w1, w2 in zip(last.get_weights(), g8.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
 
 
 def test_existing_checkpoint_needs_resume(resume_runs, capsys):

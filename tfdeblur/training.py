@@ -428,6 +428,13 @@ def train(
                 progbar.update(step, values)
     if not os.path.exists(os.path.join(output_dir, "generator.keras")):
         validate(step)
+    if step > start:
+        # generator.keras is picked by PSNR; adversarial fine-tuning may trade PSNR for detection,
+        # so the last generator is kept too, for evaluate.py to judge
+        try:
+            _atomic_save_keras(generator, os.path.join(output_dir, "generator_last.keras"))
+        except OSError as e:
+            raise TrainingError(f"could not write generator_last.keras: {e.strerror or e}") from None
     writer.flush()
     elapsed = time.time() - t0
     summary = {
