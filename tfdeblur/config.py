@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-
 import re
 
 import yaml
