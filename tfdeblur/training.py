@@ -97,11 +97,16 @@ def _make_strategy(name):
     raise ConfigError(f"unknown strategy {name!r}; use default, mirrored or multiworker")
 
 
-def _atomic_save_keras(model, path):
+def _save_generator(generator, output_dir, filename):
+    """Write ``output_dir/filename`` atomically (a crash never leaves half a model); a failed write
+    is a one-line TrainingError."""
+    path = os.path.join(output_dir, filename)
     tmp = path[: -len(".keras")] + f".tmp-{os.getpid()}.keras"
     try:
-        model.save(tmp)
+        generator.save(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        raise TrainingError(f"could not write {filename}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -367,10 +372,7 @@ def train(
         improved = psnr > float(best_psnr.numpy())
         if improved:
             best_psnr.assign(psnr)
-            try:
-                _atomic_save_keras(generator, os.path.join(output_dir, "generator.keras"))
-            except OSError as e:
-                raise TrainingError(f"could not write generator.keras: {e.strerror or e}") from None
+            _save_generator(generator, output_dir, "generator.keras")
         return psnr, ssim, improved
 
     history = []
@@ -431,10 +433,7 @@ def train(
     if step > start:
         # generator.keras is picked by PSNR; adversarial fine-tuning may trade PSNR for detection,
         # so the last generator is kept too, for evaluate.py to judge
-        try:
-            _atomic_save_keras(generator, os.path.join(output_dir, "generator_last.keras"))
-        except OSError as e:
-            raise TrainingError(f"could not write generator_last.keras: {e.strerror or e}") from None
+        _save_generator(generator, output_dir, "generator_last.keras")
     writer.flush()
     elapsed = time.time() - t0
     summary = {
