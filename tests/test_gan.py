@@ -115,3 +115,27 @@ def test_nonfinite_step_leaves_weights_untouched(fixed_batch):
     logs = gan.train_step((blurred, sharp))
     assert float(logs["nonfinite"]) == 1.0  # a running Sum: still the one bad step
     assert int(gan.g_optimizer.iterations.numpy()) == iterations[0] + 1
+
+
+def test_distillation_pulls_the_generator_towards_a_frozen_teacher(fixed_batch):
+    blurred, sharp = fixed_batch
+    keras.utils.set_random_seed(1)
+    teacher = build_generator(ngf=8, n_blocks=2, pixel_shuffle=2, stem_kernel=3)
+    teacher_before = [w.numpy().copy() for w in teacher.weights]
+    gan = _make("lsgan")
+    # content and adversarial terms off: only the teacher's restoration is a target
+    gan.content_weight, gan.adv_weight = 0.0, 0.0
+    gan.teacher, gan.distill_weight = teacher, 1.0
+    target = teacher(blurred, training=False)
+
+    def distance():
+        return float(tf.reduce_mean(tf.abs(gan.generator(blurred, training=False) - target)))
+
+    d0 = distance()
+    for _ in range(8):
+        logs = gan.train_step((blurred, sharp))
+    assert distance() < 0.8 * d0
+    assert "g_distill" in logs and np.isfinite(float(logs["g_distill"]))
+    for a, b in zip(teacher_before, teacher.weights):
+        np.testing.assert_array_equal(a, b.numpy())  # the teacher is never trained
+    assert "g_distill" not in _make("lsgan").train_step((blurred, sharp))

@@ -337,6 +337,16 @@ def test_init_from_a_generator_with_more_blocks_trains(small_lfw, tmp_path, caps
     assert tfmodels.count_res_blocks(trained) == 1 and tfmodels.count_res_blocks(source) == 2
 
 
+def test_distill_from_a_larger_generator(small_lfw, tmp_path, capsys):
+    tfmodels.build_generator(**{**TINY_G, "n_blocks": 2}).save(str(tmp_path / "teacher.keras"))
+    summary = train(tiny_cfg(small_lfw, steps=2, distill_from=str(tmp_path / "teacher.keras")), str(tmp_path / "run"), verbose=0)
+    assert summary["steps"] == 2 and os.path.exists(tmp_path / "run" / "generator.keras")
+    assert "distilling from" in capsys.readouterr().err
+    with pytest.raises(TrainingError, match=r"^train.distill_from: cannot use .*missing.keras") as e:
+        train(tiny_cfg(small_lfw, steps=2, distill_from=str(tmp_path / "missing.keras")), str(tmp_path / "run2"), verbose=0)
+    assert "\n" not in str(e.value)
+
+
 def test_resume_gives_the_same_weights_as_a_straight_run(resume_runs):
     root, straight, resumed, _ = resume_runs
     assert straight["steps"] == 8 and straight["trained_steps_this_run"] == 8

@@ -76,6 +76,8 @@ DEFAULTS: dict = {
         "seed": 0,
         "on_nonfinite": "stop",  # or "skip": skip the step and halve the learning rates
         "init_from": None,  # fine-tune: start G and D from this checkpoint (dir or prefix)
+        "distill_from": None,  # a larger generator (.keras) whose restorations G also imitates
+        "distill_weight": 1.0,  # Charbonnier to the teacher's restoration; used with distill_from
         "debug_nan_at_step": None,  # test hook: feed a NaN batch at this step
         "image_every": 1,  # image grid every N epochs
     },
@@ -164,9 +166,11 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"train.on_nonfinite must be 'stop' or 'skip', got {t['on_nonfinite']!r}")
     if not isinstance(t["content"], dict) or not t["content"]:
         raise ConfigError("train.content must map content terms to weights, e.g. {charbonnier: 1.0}")
-    for key in ("g_lr", "d_lr", "content_weight", "adv_weight", "gp_weight"):
+    for key in ("g_lr", "d_lr", "content_weight", "adv_weight", "gp_weight", "distill_weight"):
         if not isinstance(t[key], (int, float)) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    if t["distill_from"] is not None and not str(t["distill_from"]).endswith(".keras"):
+        raise ConfigError(f"train.distill_from must be a generator .keras file or null, got {t['distill_from']!r}")
     # the rest would otherwise fail later with a traceback (TypeError / ValueError mid-setup)
     if not _is_int(d["image_size"]) or d["image_size"] < 16:
         raise ConfigError(f"data.image_size must be an integer >= 16, got {d['image_size']!r}")

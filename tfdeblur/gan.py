@@ -31,13 +31,20 @@ class DeblurGAN(keras.Model):
 
     gan_name = "base"
 
-    def __init__(self, generator, discriminator, content_loss, content_weight=1.0, adv_weight=0.01, **kwargs):
+    def __init__(self, generator, discriminator, content_loss, content_weight=1.0, adv_weight=0.01,
+                 teacher=None, distill_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.content_loss = content_loss
         self.content_weight = float(content_weight)
         self.adv_weight = float(adv_weight)
+        # knowledge distillation: a frozen, larger generator whose restorations G also imitates
+        # (Charbonnier), a denser target for a small G than the sharp image alone
+        self.teacher = teacher
+        self.distill_weight = float(distill_weight)
+        if teacher is not None:
+            teacher.trainable = False
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -48,6 +55,7 @@ class DeblurGAN(keras.Model):
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.gp_tracker = keras.metrics.Mean(name="gp")
         self.nonfinite_tracker = keras.metrics.Sum(name="nonfinite")
+        self.g_distill_tracker = keras.metrics.Mean(name="g_distill")
 
     def build_optimizers(self):
         """Create optimizer slots up front, so conditional (finite-only) updates work in graphs."""
@@ -56,7 +64,8 @@ class DeblurGAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self.g_adv_tracker, self.g_content_tracker, self.d_loss_tracker, self.gp_tracker, self.nonfinite_tracker]
+        trackers = [self.g_adv_tracker, self.g_content_tracker, self.d_loss_tracker, self.gp_tracker, self.nonfinite_tracker]
+        return trackers + ([self.g_distill_tracker] if self.teacher is not None else [])
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
@@ -124,6 +133,10 @@ class DeblurGAN(keras.Model):
             adv = self.generator_adversarial_loss(fake_logits)
             content = self.content_loss(restored, sharp)
             total = self.adv_weight * adv + self.content_weight * content
+            if self.teacher is not None:
+                distill = L.charbonnier(restored, tf.stop_gradient(self.teacher(blurred, training=False)))
+                self.g_distill_tracker.update_state(distill)
+                total += self.distill_weight * distill
             scaled = self.g_optimizer.scale_loss(total / _replicas())
         variables = self.generator.trainable_variables
         grads = tape.gradient(scaled, variables)
@@ -235,12 +248,13 @@ def make_gan(kind: str, generator, discriminator, content_loss, **kwargs) -> Deb
 
 
 def make_compiled_gan(kind: str, generator, discriminator, content_loss, train_cfg: dict,
-                      mixed_precision: bool = False) -> DeblurGAN:
+                      mixed_precision: bool = False, teacher=None) -> DeblurGAN:
     """:func:`make_gan` from a config's ``train`` section, compiled with its two Adam optimizers
     (wrapped in loss scaling under mixed precision) and with their slots built, ready to step."""
     t = train_cfg
     gan = make_gan(kind, generator, discriminator, content_loss, content_weight=t["content_weight"],
-                   adv_weight=t["adv_weight"], gp_weight=t["gp_weight"], n_critic=t["n_critic"])
+                   adv_weight=t["adv_weight"], gp_weight=t["gp_weight"], n_critic=t["n_critic"],
+                   teacher=teacher, distill_weight=t.get("distill_weight", 0.0))
     g_opt = keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
     d_opt = keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
     if mixed_precision:

@@ -175,6 +175,19 @@ def _init_from(source, generator, discriminator):
     _log(f"initialised generator and discriminator from {prefix}")
 
 
+def _load_teacher(path):
+    """The frozen generator for ``train.distill_from`` (a ``.keras`` file such as the shipped model)."""
+    import keras
+
+    try:
+        teacher = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise TrainingError(f"train.distill_from: cannot use {path!r} ({one_line(e)})") from None
+    teacher.trainable = False
+    _log(f"distilling from {path} ({teacher.count_params():,} parameters, weight in train.distill_weight)")
+    return teacher
+
+
 def train(
     cfg: dict,
     output_dir: str,
@@ -266,7 +279,8 @@ def train(
             raise TrainingError(str(e)) from None
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        gan = make_compiled_gan(tcfg["gan"], generator, discriminator, content, tcfg, mixed_precision)
+        teacher = _load_teacher(tcfg["distill_from"]) if tcfg.get("distill_from") else None
+        gan = make_compiled_gan(tcfg["gan"], generator, discriminator, content, tcfg, mixed_precision, teacher=teacher)
         g_opt, d_opt = gan.g_optimizer, gan.d_optimizer
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
@@ -329,7 +343,7 @@ def train(
     ckpt_every = int(tcfg["checkpoint_every"])
     nan_step = tcfg.get("debug_nan_at_step")
     on_nonfinite = tcfg["on_nonfinite"]
-    metric_names = ["g_adv", "g_content", "d_loss", "gp"]
+    metric_names = ["g_adv", "g_content", "d_loss", "gp"] + (["g_distill"] if teacher is not None else [])
     progbar = keras.utils.Progbar(total_steps, verbose=verbose, stateful_metrics=metric_names + ["lr", "val_psnr"])
     if start and verbose:
         progbar.update(start)
