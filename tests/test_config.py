@@ -1,10 +1,11 @@
 """Configs (YAML over defaults, dotted overrides) and the train.py command line: every user error
-is one line on stderr and exit 2, never a traceback. Nothing here builds a model."""
+is one line on stderr and exit 2, never a traceback. Nothing here trains a model."""
 import copy
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfdeblur.cli import train_main, train_parser
@@ -37,6 +38,25 @@ def test_shipped_configs_load():
     paper = load_config(os.path.join(REPO, "configs", "paper.yaml"))
     assert paper["train"]["content"] == {"vgg19": 1.0} and paper["model"]["generator"]["ngf"] == 64
     assert paper["data"]["train_limit"] == 1000 and paper["train"]["content_weight"] == 100.0
+
+
+def test_distill_config_starts_from_the_shipped_fast_generator_and_distils_the_default():
+    import keras
+
+    from tfdeblur.models import build_generator
+    from tfdeblur.training import copy_weights_by_name
+
+    cfg = load_config(os.path.join(REPO, "configs", "cpu-fast-distill.yaml"))
+    t = cfg["train"]
+    assert t["init_from"] == "tfdeblur/pretrained/generator_fast.keras"
+    assert t["distill_from"] == "tfdeblur/pretrained/generator.keras" and t["distill_weight"] == 1.0
+    generator = build_generator(**cfg["model"]["generator"])
+    start = keras.models.load_model(os.path.join(REPO, t["init_from"]), compile=False)
+    copied, fresh, unused = copy_weights_by_name(start, generator)
+    assert fresh == [] and unused == []  # the whole fast generator carries over
+    teacher = keras.models.load_model(os.path.join(REPO, t["distill_from"]), compile=False)
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    assert teacher(x).shape == generator(x).shape
 
 
 @pytest.mark.parametrize("name", ["cpu-finetune.yaml", "cpu-fast-finetune.yaml"])
