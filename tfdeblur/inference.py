@@ -601,7 +601,9 @@ def deblur_command(args) -> int:
         check_model_file(args.model)
     except ModelLoadError as e:
         return _error(e)
-    msg = output_folder_problem(args.out_dir, create=False)  # refuse early; create once there is work
+    # refuse early; the folder itself is made by the first image written (write_image), so a
+    # run that writes nothing leaves nothing behind
+    msg = output_folder_problem(args.out_dir, create=False)
     if msg:
         return _error(f"output folder: {msg}")
 
@@ -621,9 +623,6 @@ def deblur_command(args) -> int:
             jobs.append((path, dest))
     if not jobs:
         return _error("no images to deblur (inputs: .jpg, .jpeg, .png, .webp, .bmp files or folders)")
-    msg = output_folder_problem(args.out_dir)
-    if msg:
-        return _error(f"output folder: {msg}")
 
     try:
         model = load_model(args.model)

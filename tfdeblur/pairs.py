@@ -76,10 +76,10 @@ def pair_stems(rel_paths) -> list[str]:
     return out
 
 
-def _check_out_dir(out_dir: str) -> tuple[str, str]:
+def _check_out_dir(out_dir: str, create: bool = True) -> tuple[str, str]:
     sharp_dir, blurred_dir = os.path.join(out_dir, "sharp"), os.path.join(out_dir, "blurred")
     for d in (out_dir, sharp_dir, blurred_dir):
-        problem = output_folder_problem(d)
+        problem = output_folder_problem(d, create=create)
         if problem:
             raise _UsageError(f"OUT_DIR: {problem}")
     return sharp_dir, blurred_dir
@@ -183,7 +183,9 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
         ]
         if not found:
             raise _UsageError(f"no images ({'/'.join(IMAGE_EXTENSIONS)}) found under {src_dir!r}")
-        sharp_dir, blurred_dir = _check_out_dir(out_dir)
+        # refuse early, but create the folders only once an image has decoded (a run that
+        # writes nothing leaves nothing behind)
+        sharp_dir, blurred_dir = _check_out_dir(out_dir, create=False)
     except _UsageError as e:
         return _fail(str(e))
 
@@ -202,6 +204,8 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
     n_failed_before = len(log)
 
     def flush():
+        if not os.path.isdir(blurred_dir):
+            _check_out_dir(out_dir)  # a _UsageError here ends the run (caught around the loop)
         groups: dict = {}
         for item in pending:
             groups.setdefault(item[3].shape, []).append(item)
@@ -232,30 +236,33 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
 
     kept = 0
     processed = 0
-    for stem, path, rel in todo:
-        if limit is not None and kept >= limit:
-            break
-        processed += 1
-        try:
-            rgb = read_rgb(path, size or None)
-        except ImageError as e:
-            log.skip(path, e)
-        except Exception as e:  # noqa: BLE001  (a decoder bug must not stop the run)
-            log.skip(path, f"cannot decode ({type(e).__name__}: {one_line(e)})")
-        else:
-            k, j = source(kept)
-            h, w = rgb.shape[:2]
-            if k.shape[0] // 2 >= min(h, w):  # read_rgb already refused sides below MIN_SIZE
-                log.skip(path, f"image too small ({w}x{h}) for a {k.shape[0]}x{k.shape[0]} blur kernel")
+    try:
+        for stem, path, rel in todo:
+            if limit is not None and kept >= limit:
+                break
+            processed += 1
+            try:
+                rgb = read_rgb(path, size or None)
+            except ImageError as e:
+                log.skip(path, e)
+            except Exception as e:  # noqa: BLE001  (a decoder bug must not stop the run)
+                log.skip(path, f"cannot decode ({type(e).__name__}: {one_line(e)})")
             else:
-                pending.append((stem, path, rel, rgb, k, kept, j))
-                kept += 1
-                if len(pending) >= batch_size:
-                    flush()
-        if bar is not None:
-            bar.update(kept if limit is not None else processed)
-    if pending:
-        flush()
+                k, j = source(kept)
+                h, w = rgb.shape[:2]
+                if k.shape[0] // 2 >= min(h, w):  # read_rgb already refused sides below MIN_SIZE
+                    log.skip(path, f"image too small ({w}x{h}) for a {k.shape[0]}x{k.shape[0]} blur kernel")
+                else:
+                    pending.append((stem, path, rel, rgb, k, kept, j))
+                    kept += 1
+                    if len(pending) >= batch_size:
+                        flush()
+            if bar is not None:
+                bar.update(kept if limit is not None else processed)
+        if pending:
+            flush()
+    except _UsageError as e:  # the output folders could not be created after all
+        return _fail(str(e))
     if bar is not None and (kept if limit is not None else processed) < target:
         bar.update(target, finalize=True)  # stopped early (limit reached after skips)
 
