@@ -39,8 +39,8 @@ class DeblurGAN(keras.Model):
         self.content_loss = content_loss
         self.content_weight = float(content_weight)
         self.adv_weight = float(adv_weight)
-        # knowledge distillation: a frozen, larger generator whose restorations G also imitates
-        # (Charbonnier), a denser target for a small G than the sharp image alone
+        # knowledge distillation: a frozen (usually larger) generator whose restorations G also
+        # imitates (Charbonnier), a denser target for a small G than the sharp image alone
         self.teacher = teacher
         self.distill_weight = float(distill_weight)
         if teacher is not None:

@@ -153,13 +153,13 @@ def _init_from(source, generator, discriminator):
     file such as the shipped model (G only, matched layer by layer, so the generator may have
     fewer or more ResNet blocks; D starts from scratch).
     """
-    import keras
     import tensorflow as tf
 
     if str(source).endswith(".keras"):
+        source_generator = _load_generator_file(source, "train.init_from")
         try:
-            copied, fresh, unused = copy_weights_by_name(keras.models.load_model(source, compile=False), generator)
-        except (OSError, ValueError) as e:
+            copied, fresh, unused = copy_weights_by_name(source_generator, generator)
+        except ValueError as e:
             raise TrainingError(f"train.init_from: cannot use {source!r} ({one_line(e)})") from None
         _log(f"initialised the generator from {source} ({copied} layers)")
         if fresh or unused:
@@ -175,15 +175,19 @@ def _init_from(source, generator, discriminator):
     _log(f"initialised generator and discriminator from {prefix}")
 
 
-def _load_teacher(path):
-    """The frozen generator for ``train.distill_from`` (a ``.keras`` file such as the shipped model)."""
+def _load_generator_file(path, key):
+    """A generator ``.keras`` file named by config key ``key``; a one-line TrainingError if unusable."""
     import keras
 
     try:
-        teacher = keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as e:
-        raise TrainingError(f"train.distill_from: cannot use {path!r} ({one_line(e)})") from None
-    teacher.trainable = False
+        raise TrainingError(f"{key}: cannot use {path!r} ({one_line(e)})") from None
+
+
+def _load_teacher(path):
+    """The generator for ``train.distill_from`` (frozen by the GAN model that uses it)."""
+    teacher = _load_generator_file(path, "train.distill_from")
     _log(f"distilling from {path} ({teacher.count_params():,} parameters, weight in train.distill_weight)")
     return teacher
 
