@@ -345,6 +345,9 @@ def test_distill_from_a_larger_generator(small_lfw, tmp_path, capsys):
     with pytest.raises(TrainingError, match=r"^train.distill_from: cannot use .*missing.keras") as e:
         train(tiny_cfg(small_lfw, steps=2, distill_from=str(tmp_path / "missing.keras")), str(tmp_path / "run2"), verbose=0)
     assert "\n" not in str(e.value)
+    (tmp_path / "not_a_model.keras").write_text("no")
+    with pytest.raises(TrainingError, match=r"^train.init_from: cannot use .*not_a_model.keras"):
+        train(tiny_cfg(small_lfw, steps=2, init_from=str(tmp_path / "not_a_model.keras")), str(tmp_path / "run3"), verbose=0)
 
 
 def test_resume_gives_the_same_weights_as_a_straight_run(resume_runs):
