@@ -442,3 +442,20 @@ def test_blur_cli_options_and_usage_errors(tmp_path, lfw_paths, capsys):
         errors = [line for line in cap.err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], (args, cap.err)
         assert "Traceback" not in cap.err + cap.out
+
+
+def test_blur_size_0_shares_deblurs_megapixel_cap(lfw_paths, tmp_path, monkeypatch, capsys):
+    """--size 0 keeps each image's own size, so a huge photo is refused from its header (the cap
+    is lowered to 1,000 pixels here; LFW images have 62,500); resized runs are not capped."""
+    from tfdeblur import pairs
+
+    src = tmp_path / "src"
+    os.makedirs(src)
+    for p in lfw_paths[:2]:
+        shutil.copy(p, src / os.path.basename(p))
+    monkeypatch.setattr(pairs, "DEFAULT_MAX_PIXELS", 1000)
+    assert pairs.write_pairs(src, tmp_path / "o", size=0, progress=False) == 2
+    err = capsys.readouterr().err
+    assert err.count("image too large (250x250") == 2 and "no pairs written" in err
+    assert not (tmp_path / "o").exists()
+    assert pairs.write_pairs(src, tmp_path / "o256", size=64, progress=False) == 0

@@ -432,3 +432,13 @@ def test_corrupt_image_is_skipped_exit_1(tmp_path, lfw_paths, tiny_models, capsy
     assert "skipped" in err and "broken.jpg" in err and "Traceback" not in err
     m = json.loads((out / "metrics.json").read_text())
     assert m["n"] == 2 and len(m["skipped"]) == 1
+
+
+def test_ground_truth_images_over_the_pixel_cap_are_skipped(multiface_dir, monkeypatch):
+    """--ground-truth keeps each image's own size, so it shares deblur's megapixel cap (lowered
+    here to 1 pixel: every image is refused from its header, none is decoded)."""
+    monkeypatch.setattr(ev, "DEFAULT_MAX_PIXELS", 1)
+    log = SkipLog()
+    with pytest.raises(ev.EvaluationError, match="none of the images"):
+        ev.load_ground_truth(os.path.join(multiface_dir, "testing.xml"), limit=2, log=log)
+    assert len(log) >= 1 and all("image too large" in reason for _, reason in log.skipped)

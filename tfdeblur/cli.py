@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from tfdeblur.imageio import DEFAULT_MAX_MEGAPIXELS
+
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
 
@@ -142,7 +144,7 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar (skips and the summary still print)")
-    d.add_argument("--max-megapixels", type=float, default=64.0,
+    d.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
                    help="skip larger images (default 64: bigger ones need several GB and minutes)")
     d.set_defaults(func=_lazy("tfdeblur.inference", "deblur_command"))
 

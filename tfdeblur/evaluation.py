@@ -37,7 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfdeblur.imageio import ImageError, SkipLog, find_images, one_line, output_folder_problem, read_rgb
+from tfdeblur.imageio import (
+    DEFAULT_MAX_PIXELS, ImageError, SkipLog, find_images, one_line, output_folder_problem, read_rgb,
+)
 
 __all__ = [
     "EVAL_SIZE",
@@ -310,8 +312,8 @@ def match_pairs(pairs_dir, log: SkipLog | None = None) -> list[tuple[str, str, s
 
 
 def _read(path, size, log):
-    try:
-        im = read_rgb(path, size)
+    try:  # size None: the image's own size, within the same cap as deblur's
+        im = read_rgb(path, size, max_pixels=None if size else DEFAULT_MAX_PIXELS)
     except ImageError as e:
         log.skip(path, e)
         return None

@@ -33,6 +33,10 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_PIXELS = 16_000 * 16_000  # bigger than any camera; beyond it we refuse rather than swap
 MIN_SIZE = 16  # read_rgb refuses images with a smaller side: upscaled, they are no face data
+# Images kept at their own size (deblur, blur --size 0, evaluate --ground-truth) above this are
+# refused from the header: bigger ones need several GB and minutes
+DEFAULT_MAX_MEGAPIXELS = 64.0
+DEFAULT_MAX_PIXELS = int(DEFAULT_MAX_MEGAPIXELS * 1e6)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-image
 

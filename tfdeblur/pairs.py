@@ -28,7 +28,8 @@ from dataclasses import replace
 import numpy as np
 
 from tfdeblur.imageio import (
-    IMAGE_EXTENSIONS, MIN_SIZE, ImageError, SkipLog, find_images, one_line, output_folder_problem, read_rgb, write_image,
+    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MIN_SIZE, ImageError, SkipLog, find_images, one_line, output_folder_problem,
+    read_rgb, write_image,
 )
 
 __all__ = ["write_pairs", "pair_stems", "EXIT_OK", "EXIT_PARTIAL", "EXIT_FAILED"]
@@ -242,7 +243,7 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
                 break
             processed += 1
             try:
-                rgb = read_rgb(path, size or None)
+                rgb = read_rgb(path, size or None, max_pixels=None if size else DEFAULT_MAX_PIXELS)
             except ImageError as e:
                 log.skip(path, e)
             except Exception as e:  # noqa: BLE001  (a decoder bug must not stop the run)
