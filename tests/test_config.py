@@ -43,15 +43,11 @@ def test_shipped_configs_load():
 @pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(REPO, "configs"))))
 def test_every_config_loads_with_a_valid_blur_and_models(name):
     """What train.py checks only once data is loaded: the blur parameters and the model options."""
-    import dataclasses
-
-    from tfdeblur import blur
     from tfdeblur.models import build_discriminator, build_generator
+    from tfdeblur.training import kernel_params_from_config
 
     cfg = load_config(os.path.join(REPO, "configs", name))
-    blur_cfg = dict(cfg["data"]["blur"] or {})
-    preset = blur_cfg.pop("preset", "train")
-    params = dataclasses.replace(blur.PRESETS[preset], **blur_cfg).validated()
+    params = kernel_params_from_config(cfg["data"]["blur"])
     assert params.length[0] <= params.length[1]
     build_generator(**cfg["model"]["generator"])
     build_discriminator(**cfg["model"]["discriminator"])

@@ -254,7 +254,7 @@ def make_compiled_gan(kind: str, generator, discriminator, content_loss, train_c
     t = train_cfg
     gan = make_gan(kind, generator, discriminator, content_loss, content_weight=t["content_weight"],
                    adv_weight=t["adv_weight"], gp_weight=t["gp_weight"], n_critic=t["n_critic"],
-                   teacher=teacher, distill_weight=t.get("distill_weight", 0.0))
+                   teacher=teacher, distill_weight=t["distill_weight"])
     g_opt = keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
     d_opt = keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"], beta_2=t["beta_2"])
     if mixed_precision:

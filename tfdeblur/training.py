@@ -175,6 +175,18 @@ def _init_from(source, generator, discriminator):
     _log(f"initialised generator and discriminator from {prefix}")
 
 
+def kernel_params_from_config(blur_cfg) -> blur.KernelParams:
+    """``data.blur`` (a preset name plus KernelParams fields overriding it) as validated
+    KernelParams; a ConfigError names what is wrong."""
+    blur_cfg = dict(blur_cfg or {})
+    preset = blur_cfg.pop("preset", "train")
+    try:
+        kparams = blur.PRESETS[preset] if preset else blur.KernelParams()
+        return dataclasses.replace(kparams, **blur_cfg).validated() if blur_cfg else kparams.validated()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"data.blur: {e}") from None
+
+
 def _load_generator_file(path, key):
     """A generator ``.keras`` file named by config key ``key``; a one-line TrainingError if unusable."""
     import keras
@@ -254,13 +266,7 @@ def train(
             kernel_bank, _ = blur.load_bank(dcfg["kernel_bank"])
         except ValueError as e:
             raise TrainingError(str(e)) from None
-    blur_cfg = dict(dcfg["blur"] or {})
-    preset = blur_cfg.pop("preset", "train")
-    try:
-        kparams = blur.PRESETS[preset] if preset else blur.KernelParams()
-        kparams = dataclasses.replace(kparams, **blur_cfg).validated() if blur_cfg else kparams.validated()
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"data.blur: {e}") from None
+    kparams = kernel_params_from_config(dcfg["blur"])
 
     total_steps = int(tcfg["steps"])
     if tcfg.get("epochs"):
@@ -347,7 +353,7 @@ def train(
     ckpt_every = int(tcfg["checkpoint_every"])
     nan_step = tcfg.get("debug_nan_at_step")
     on_nonfinite = tcfg["on_nonfinite"]
-    metric_names = ["g_adv", "g_content", "d_loss", "gp"] + (["g_distill"] if teacher is not None else [])
+    metric_names = [m.name for m in gan.metrics if m.name != "nonfinite"]  # g_distill only with a teacher
     progbar = keras.utils.Progbar(total_steps, verbose=verbose, stateful_metrics=metric_names + ["lr", "val_psnr"])
     if start and verbose:
         progbar.update(start)
