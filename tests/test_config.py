@@ -153,6 +153,8 @@ def test_yaml_errors(tmp_path):
     ("train.g_lr", -1.0, "train.g_lr"),
     ("train.distill_weight", -0.5, "train.distill_weight"),
     ("train.distill_from", "runs/x/checkpoints", "train.distill_from"),
+    ("train.init_grow", "yes", "train.init_grow"),
+    ("train.init_grow", True, "train.init_grow needs train.init_from"),  # init_from is null
     ("train.g_lr", "1e-4", "train.g_lr"),  # YAML 1.1 reads 1e-4 as a string (1.0e-4 is a float)
     ("data.crop", 300, "data.crop"),
     ("data.crop", 8, "data.crop"),

@@ -326,6 +326,35 @@ def test_copy_weights_by_name_refuses_other_widths():
                              tfmodels.build_generator(**TINY_G))
 
 
+def test_copy_weights_by_name_grow_starts_a_wider_deeper_generator_as_the_same_function():
+    narrow = tfmodels.build_generator(**TINY_G)
+    rng = np.random.default_rng(0)
+    for layer in narrow.layers:  # trained-looking norms, so silent new channels are not a given
+        if isinstance(layer, tfmodels.FusedInstanceNorm):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+    wide = tfmodels.build_generator(**{**TINY_G, "ngf": 12, "n_blocks": 2})
+    copied, fresh, unused = copy_weights_by_name(narrow, wide, grow=True)
+    assert fresh == ["res2_a_conv", "res2_a_norm", "res2_b_conv", "res2_b_norm"] and unused == []
+    x = tf.random.uniform([2, 32, 32, 3], -1.0, 1.0, seed=1)
+    np.testing.assert_allclose(wide(x).numpy(), narrow(x).numpy(), atol=1e-5)
+    # the source's weights sit in the leading channels
+    np.testing.assert_array_equal(wide.get_layer("stem_conv").get_weights()[0][..., :8],
+                                  narrow.get_layer("stem_conv").get_weights()[0])
+    # and the new channels can learn: the (zero) weights from them and a new block's zero norm
+    # scale get gradients
+    y = tf.random.uniform([2, 32, 32, 3], -1.0, 1.0, seed=2)
+    from_new = wide.get_layer("down1_conv").kernel  # (3, 3, in 12, out 24): inputs 8.. are new
+    new_block_gamma = wide.get_layer("res2_b_norm").gamma
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(wide(x) - y))
+    g_from_new, g_block = tape.gradient(loss, [from_new, new_block_gamma])
+    assert np.all(from_new.numpy()[:, :, 8:, :] == 0) and np.all(new_block_gamma.numpy() == 0)
+    assert np.abs(g_from_new.numpy()[:, :, 8:, :16]).max() > 0 and np.abs(g_block.numpy()).max() > 0
+    # narrowing is still refused
+    with pytest.raises(ValueError, match="weight shapes"):
+        copy_weights_by_name(wide, tfmodels.build_generator(**TINY_G), grow=True)
+
+
 def test_init_from_a_generator_with_more_blocks_trains(small_lfw, tmp_path, capsys):
     source = tfmodels.build_generator(**{**TINY_G, "n_blocks": 2})
     source.save(str(tmp_path / "source.keras"))

@@ -76,6 +76,7 @@ DEFAULTS: dict = {
         "seed": 0,
         "on_nonfinite": "stop",  # or "skip": skip the step and halve the learning rates
         "init_from": None,  # fine-tune: start G and D from this checkpoint (dir or prefix)
+        "init_grow": False,  # init_from a narrower/shallower generator .keras: start as its function
         "distill_from": None,  # a larger generator (.keras) whose restorations G also imitates
         "distill_weight": 1.0,  # Charbonnier to the teacher's restoration; used with distill_from
         "debug_nan_at_step": None,  # test hook: feed a NaN batch at this step
@@ -169,6 +170,10 @@ def validate(cfg: dict) -> None:
     for key in ("g_lr", "d_lr", "content_weight", "adv_weight", "gp_weight", "distill_weight"):
         if not isinstance(t[key], (int, float)) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    if not isinstance(t["init_grow"], bool):
+        raise ConfigError(f"train.init_grow must be true or false, got {t['init_grow']!r}")
+    if t["init_grow"] and not str(t["init_from"] or "").endswith(".keras"):
+        raise ConfigError("train.init_grow needs train.init_from to be a generator .keras file")
     if t["distill_from"] is not None and not str(t["distill_from"]).endswith(".keras"):
         raise ConfigError(f"train.distill_from must be a generator .keras file or null, got {t['distill_from']!r}")
     # the rest would otherwise fail later with a traceback (TypeError / ValueError mid-setup)

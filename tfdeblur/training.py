@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import re
 import os
 import signal
 import sys
@@ -118,12 +119,53 @@ def _image_grid(blurred, restored, sharp, n=4):
     return np.concatenate(rows, axis=0)[None]
 
 
-def copy_weights_by_name(source, target):
+def _input_axis(layer, weight) -> int | None:
+    """The axis of ``weight`` that runs over the layer's input channels, for layers that mix
+    channels (None for per-channel weights: norms, biases, depthwise kernels)."""
+    import keras
+
+    if weight is getattr(layer, "pointwise_kernel", None):
+        return 2
+    if isinstance(layer, (keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)):
+        return None
+    if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel (h, w, out, in)
+        return 3 if weight is layer.kernel else None
+    if isinstance(layer, keras.layers.Conv2D):
+        return 2 if weight is layer.kernel else None
+    return None
+
+
+# The last norm of each ResNet block (basic / separable: ``_b_norm``, inverted: ``_project_norm``):
+# with its scale at zero the block adds nothing, so a new block starts as the identity. (No ReLU
+# follows it, so the zero scale still gets gradients.)
+_BLOCK_OUTPUT_NORM = re.compile(r"^res\d+_(b|project)_norm$")
+
+
+def _grow_weight(small, initial, input_axis):
+    """``small`` in the leading corner of an array like ``initial``; the weights from new input
+    channels are zero (so new channels cannot change the old ones), the rest keep ``initial``."""
+    out = np.array(initial, copy=True)
+    if input_axis is not None:
+        index = [slice(None)] * out.ndim
+        index[input_axis] = slice(small.shape[input_axis], None)
+        out[tuple(index)] = 0.0
+    out[tuple(slice(0, n) for n in small.shape)] = small
+    return out
+
+
+def copy_weights_by_name(source, target, grow: bool = False):
     """Copy weights layer by layer, matching layer names: (copied, fresh, unused) layer names.
 
     Lets a generator with fewer or more ResNet blocks start from a trained one (the builder names
     every layer). Layers of ``target`` missing from ``source`` keep their initial weights; a layer
     whose weight shapes differ (another ngf, say) is an error, not a silent restart.
+
+    ``grow=True`` starts a wider and/or deeper generator as the same function as ``source``
+    (Net2Net-style, Chen et al. 2016): a wider layer gets the source weights in its leading
+    channels; new channels compute fresh features from the old ones, but every weight *from* a new
+    channel starts at zero, so they change nothing until training moves those weights (they get
+    gradients at once, since the new features are not zero). New ResNet blocks start as the
+    identity: their last norm's scale is zero. Only narrowing is still an error.
     """
     by_name = {layer.name: layer for layer in source.layers if layer.weights}
     copied, fresh = 0, []
@@ -133,12 +175,18 @@ def copy_weights_by_name(source, target):
         src = by_name.pop(layer.name, None)
         if src is None:
             fresh.append(layer.name)
+            if grow and _BLOCK_OUTPUT_NORM.match(layer.name):
+                layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
             continue
         weights = src.get_weights()
         want = [tuple(w.shape) for w in layer.weights]
         got = [w.shape for w in weights]
         if want != got:
-            raise ValueError(f"layer {layer.name!r} has weight shapes {got} in the source, {want} here")
+            wider = len(want) == len(got) and all(
+                len(a) == len(b) and all(x >= y for x, y in zip(a, b)) for a, b in zip(want, got))
+            if not (grow and wider):
+                raise ValueError(f"layer {layer.name!r} has weight shapes {got} in the source, {want} here")
+            weights = [_grow_weight(w, v.numpy(), _input_axis(layer, v)) for w, v in zip(weights, layer.weights)]
         layer.set_weights(weights)
         copied += 1
     if not copied:
@@ -146,22 +194,24 @@ def copy_weights_by_name(source, target):
     return copied, fresh, sorted(by_name)
 
 
-def _init_from(source, generator, discriminator):
+def _init_from(source, generator, discriminator, grow=False):
     """Fine-tuning: start from another run. Step, optimizers and the LR schedule start fresh.
 
     ``source`` is a checkpoint (folder or prefix: G and D are restored) or a generator ``.keras``
     file such as the shipped model (G only, matched layer by layer, so the generator may have
-    fewer or more ResNet blocks; D starts from scratch).
+    fewer or more ResNet blocks; D starts from scratch). ``grow`` (``train.init_grow``) lets that
+    generator be wider too, starting as the same function (:func:`copy_weights_by_name`).
     """
     import tensorflow as tf
 
     if str(source).endswith(".keras"):
         source_generator = _load_generator_file(source, "train.init_from")
         try:
-            copied, fresh, unused = copy_weights_by_name(source_generator, generator)
+            copied, fresh, unused = copy_weights_by_name(source_generator, generator, grow=grow)
         except ValueError as e:
             raise TrainingError(f"train.init_from: cannot use {source!r} ({one_line(e)})") from None
-        _log(f"initialised the generator from {source} ({copied} layers)")
+        grown = "; grown by train.init_grow: new channels and blocks start with no effect" if grow else ""
+        _log(f"initialised the generator from {source} ({copied} layers{grown})")
         if fresh or unused:
             _log(f"  layers starting fresh: {', '.join(fresh) or 'none'}; source layers not used: {', '.join(unused) or 'none'}")
         return
@@ -321,7 +371,7 @@ def train(
         _log(f"--resume: no checkpoint in {ckpt_dir}; starting from step 0")
     init_from = tcfg.get("init_from")
     if init_from and int(step_var.numpy()) == 0:
-        _init_from(init_from, generator, discriminator)
+        _init_from(init_from, generator, discriminator, grow=bool(tcfg.get("init_grow")))
 
     with open(os.path.join(output_dir, "config.yaml"), "w") as f:
         import yaml
