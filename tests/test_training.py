@@ -355,6 +355,18 @@ def test_copy_weights_by_name_grow_starts_a_wider_deeper_generator_as_the_same_f
         copy_weights_by_name(wide, tfmodels.build_generator(**TINY_G), grow=True)
 
 
+def test_init_grow_refuses_a_generator_that_would_not_start_as_the_source(tmp_path):
+    from tfdeblur.training import _init_from
+
+    source = tmp_path / "narrow.keras"
+    tfmodels.build_generator(**TINY_G).save(source)
+    grown = tfmodels.build_generator(**{**TINY_G, "ngf": 12})
+    _init_from(str(source), grown, None, grow=True)  # wider: accepted
+    # a larger stem kernel has every weight shape >= the source's, but is another function
+    with pytest.raises(TrainingError, match="init_grow: this generator does not start as"):
+        _init_from(str(source), tfmodels.build_generator(**{**TINY_G, "ngf": 12, "stem_kernel": 5}), None, grow=True)
+
+
 def test_init_from_a_generator_with_more_blocks_trains(small_lfw, tmp_path, capsys):
     source = tfmodels.build_generator(**{**TINY_G, "n_blocks": 2})
     source.save(str(tmp_path / "source.keras"))

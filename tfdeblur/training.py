@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import json
 import math
-import re
 import os
+import re
 import signal
 import sys
 import time
@@ -210,6 +210,14 @@ def _init_from(source, generator, discriminator, grow=False):
             copied, fresh, unused = copy_weights_by_name(source_generator, generator, grow=grow)
         except ValueError as e:
             raise TrainingError(f"train.init_from: cannot use {source!r} ({one_line(e)})") from None
+        if grow:  # embedding only preserves the function when the layers line up (same stem_kernel, pixel_shuffle, ...)
+            probe = tf.random.stateless_uniform([1, 64, 64, 3], [0, 0], -1.0, 1.0)
+            gap = float(tf.reduce_max(tf.abs(source_generator(probe, training=False) - generator(probe, training=False))))
+            if not gap <= 1e-3:
+                raise TrainingError(
+                    f"train.init_grow: this generator does not start as {source!r} (max difference {gap:.3g}); "
+                    "only ngf and n_blocks may grow (keep stem_kernel, n_down, pixel_shuffle, block and upsample)"
+                )
         grown = "; grown by train.init_grow: new channels and blocks start with no effect" if grow else ""
         _log(f"initialised the generator from {source} ({copied} layers{grown})")
         if fresh or unused:
