@@ -249,3 +249,21 @@ def test_cli_config_file_errors(capsys, tmp_path, yaml_text, words):
 def test_cli_missing_config_file(capsys, tmp_path):
     code, err = _run_cli(capsys, ["--config", str(tmp_path / "nope.yaml")])
     assert code == 2 and len(err) == 1 and "nope.yaml" in err[0] and "not found" in err[0]
+
+
+def test_wider_config_grows_the_shipped_default_into_the_same_function():
+    """configs/cpu-wider.yaml starts from the shipped default grown by train.init_grow: the grown
+    generator must compute what the shipped one does, or its training would start from scratch."""
+    from tfdeblur.inference import load_model
+    from tfdeblur.models import build_generator
+    from tfdeblur.training import copy_weights_by_name
+
+    cfg = load_config(os.path.join(REPO, "configs", "cpu-wider.yaml"))
+    t = cfg["train"]
+    assert t["init_from"] == "tfdeblur/pretrained/generator.keras" and t["init_grow"] is True
+    shipped = load_model("default")
+    generator = build_generator(**cfg["model"]["generator"])
+    assert generator.get_layer("stem_conv").kernel.shape[-1] >= shipped.get_layer("stem_conv").kernel.shape[-1]
+    copy_weights_by_name(shipped, generator, grow=True)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(generator(x, training=False), shipped(x, training=False), atol=1e-4)
