@@ -251,7 +251,7 @@ def tiny_models(tmp_path_factory):
 
 
 CONDITION_KEYS = {"failure_rate", "failure_rate_ci95", "confidence_mean", "recall", "false_positives",
-                  "landmark_nme", "psnr", "ssim"}
+                  "landmark_nme", "psnr", "psnr_ci95", "ssim", "ssim_ci95"}
 
 
 def _check_conditions(conds):
@@ -267,6 +267,9 @@ def _check_conditions(conds):
     assert conds["sharp"]["recall"] in (1.0, None)  # reference = its own best detection
     for name in ("blurred", "restored", "sharp_restored"):
         assert isinstance(conds[name]["psnr"], float) and -1.0 <= conds[name]["ssim"] <= 1.0
+        for q in ("psnr", "ssim"):
+            lo, hi = conds[name][f"{q}_ci95"]
+            assert lo <= conds[name][q] <= hi
 
 
 def test_end_to_end(tmp_path, small_lfw, tiny_models, capsys):
@@ -346,6 +349,35 @@ def test_two_models_compared(tmp_path, small_lfw, tiny_models):
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "Between models" in report and report.count("| Sharp-restored |") == 3  # 2 models + paper
     json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    # PSNR gain and the difference between models are paired per image: a mean of differences
+    # is the difference of the means, with an interval around it
+    for per in (a, b):
+        gain = per["psnr_gain"]
+        c = per["conditions"]
+        assert gain["n"] == 4
+        assert gain["mean"] == pytest.approx(c["restored"]["psnr"] - c["blurred"]["psnr"], abs=1e-4)
+        assert gain["ci95"][0] <= gain["mean"] <= gain["ci95"][1]
+    assert m["psnr_gain"] == a["psnr_gain"]
+    diff = pair["restored_psnr_difference"]
+    assert diff["mean"] == pytest.approx(b["conditions"]["restored"]["psnr"] - a["conditions"]["restored"]["psnr"],
+                                         abs=1e-4)
+    assert f"{diff['mean']:+.2f}" in report and "PSNR changes by" in report
+
+
+def test_mean_ci95_is_the_student_t_interval():
+    from scipy import stats
+
+    x = np.array([20.0, 21.0, 23.0, 24.0, 22.5])
+    mean, (lo, hi) = ev.mean_ci95(x)
+    assert mean == pytest.approx(22.1)
+    half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
+    assert (lo, hi) == pytest.approx((22.1 - half, 22.1 + half))
+    assert ev.mean_ci95([3.0, 3.0]) == (3.0, [3.0, 3.0])
+    assert ev.mean_ci95([5.0]) == (5.0, None)
+    assert ev.mean_ci95([1.0, np.inf]) == (None, None)  # an unchanged image: PSNR has no mean
+    assert ev.mean_ci95([]) == (None, None)
+    d = ev.paired_difference([20.0, 21.0, 22.0], [23.0, 23.5, 25.5])
+    assert d["n"] == 3 and d["mean"] == pytest.approx(3.0) and d["ci95"][0] < 3.0 < d["ci95"][1]
 
 
 def test_metrics_are_deterministic(small_lfw, tiny_models):

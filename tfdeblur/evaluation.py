@@ -55,6 +55,8 @@ __all__ = [
     "match_detections",
     "landmark_nme",
     "image_quality",
+    "mean_ci95",
+    "paired_difference",
     "load_imglab_xml",
     "match_pairs",
     "synthesize_blur",
@@ -531,6 +533,33 @@ def image_quality(images, references, batch_size: int = 32) -> tuple[np.ndarray,
 # ------------------------------------------------------------------------------------ metrics
 
 
+def mean_ci95(values):
+    """Mean of per-image values and its 95% Student-t interval: ``(mean, [lo, hi])``.
+
+    ``(None, None)`` when a value is not finite (PSNR of an unchanged image is infinite) or
+    there are none; the interval is ``None`` for a single value.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, np.float64).ravel()
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        return None, None
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, None
+    sem = float(stats.sem(x))
+    if sem == 0.0:
+        return mean, [mean, mean]
+    lo, hi = stats.t.interval(0.95, x.size - 1, loc=mean, scale=sem)
+    return mean, [float(lo), float(hi)]
+
+
+def paired_difference(a, b) -> dict:
+    """Per-image ``b - a`` (e.g. restored minus blurred PSNR): mean, 95% interval, n."""
+    mean, ci = mean_ci95(np.asarray(b, np.float64) - np.asarray(a, np.float64))
+    return {"mean": mean, "ci95": ci, "n": int(np.size(a))}
+
+
 def _references(sharp_faces, gt_boxes):
     """Per image: (reference boxes, landmark-reference faces)."""
     refs = []
@@ -595,11 +624,15 @@ def condition_metrics(faces, references, is_reference: bool = False, quality=Non
         "landmark_nme": float(np.mean(nmes)) if nmes else None,
         "landmark_nme_n": len(nmes),
         "psnr": None,
+        "psnr_ci95": None,
         "ssim": None,
+        "ssim_ci95": None,
     }
     if quality is not None:
         out["psnr"] = _finite_or_none(np.mean(quality[0]))
         out["ssim"] = _finite_or_none(np.mean(quality[1]))
+        out["psnr_ci95"] = mean_ci95(quality[0])[1]
+        out["ssim_ci95"] = mean_ci95(quality[1])[1]
     return out
 
 
@@ -678,6 +711,7 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
 
     per_model = {}
     restored_by_model = {}
+    psnr_by_model = {}  # restored PSNR per image, to compare models pairwise
     for name, model in models.items():
         restored, fps_a = deblur_images(model, blurred, batch_size, step)
         sharp_restored, fps_b = deblur_images(model, sharp, batch_size, step)
@@ -708,7 +742,9 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
                 success["independent"]["blurred"], success["independent"][f"restored@{name}"])
         fps = len(blurred) * 2 / (len(blurred) / fps_a + len(sharp) / fps_b) if fps_a > 0 and fps_b > 0 else None
         per_model[name] = {**result, "mcnemar_p": tests["mtcnn_blurred_vs_restored"]["p"], "mcnemar": tests,
+                           "psnr_gain": paired_difference(q_blurred[0], quality["restored"][0]),
                            "deblur_fps": _finite_or_none(fps)}
+        psnr_by_model[name] = quality["restored"][0]
 
     success_m = {c: np.array([len(x) > 0 for x in faces["mtcnn"][c]]) for c in faces["mtcnn"]}
     between = {}
@@ -718,6 +754,7 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
             between[f"{a} vs {b}"] = {
                 "restored": mcnemar_test(success_m[f"restored@{a}"], success_m[f"restored@{b}"]),
                 "sharp_restored": mcnemar_test(success_m[f"sharp_restored@{a}"], success_m[f"sharp_restored@{b}"]),
+                "restored_psnr_difference": paired_difference(psnr_by_model[a], psnr_by_model[b]),  # B - A
             }
     first = per_model[names[0]]
     ind_name = getattr(independent, "name", None) if independent is not None else None
@@ -729,6 +766,7 @@ def evaluate_models(models: dict, data: EvalData, detector=None, independent="bl
         "independent": first["independent"],
         "mcnemar_p": first["mcnemar_p"],
         "mcnemar": first["mcnemar"],
+        "psnr_gain": first["psnr_gain"],
         "deblur_fps": first["deblur_fps"],
         "detector_fps": det_count["mtcnn"] / det_time["mtcnn"] if det_time["mtcnn"] > 0 else None,
         "independent_detector_fps": (det_count["independent"] / det_time["independent"]
@@ -758,6 +796,14 @@ def _pct(x):
     return "–" if x is None else f"{100 * x:.2f}%"
 
 
+def _interval(ci, fmt):
+    return "" if ci is None else f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
+
+
+def _num_ci(x, ci, fmt):
+    return "–" if x is None else f"{x:{fmt}} {_interval(ci, fmt)}".rstrip()
+
+
 def _ci(c):
     if c is None or c.get("failure_rate") is None:
         return "–"
@@ -782,8 +828,8 @@ def _table(m: dict, independent_name) -> list[str]:
         c = m["conditions"][key]
         lines.append(
             f"| {label} | {_ci(c)} | {_num(c['confidence_mean'], '.4f')} | {_num(c['recall'], '.3f')} "
-            f"| {c['false_positives']} | {_num(c['landmark_nme'], '.4f')} | {_num(c['psnr'], '.2f')} "
-            f"| {_num(c['ssim'], '.4f')} | {_ci(ind.get(key))} |"
+            f"| {c['false_positives']} | {_num(c['landmark_nme'], '.4f')} | {_num_ci(c['psnr'], c.get('psnr_ci95'), '.2f')} "
+            f"| {_num_ci(c['ssim'], c.get('ssim_ci95'), '.3f')} | {_ci(ind.get(key))} |"
         )
     return lines
 
@@ -807,6 +853,10 @@ def _verdict(m: dict, n: int, independent_name) -> str:
     tsr = m["mcnemar"]["mtcnn_sharp_vs_sharp_restored"]
     line += (f"; deblurring sharp faces gives {_pct(sr)} misses vs {_pct(s)} "
              f"(p = {_p(tsr['p'])}, {'a significant change' if tsr['p'] < 0.05 else 'no significant harm'}).")
+    gain = m.get("psnr_gain") or {}
+    if gain.get("mean") is not None:
+        line += (f" PSNR changes by {gain['mean']:+.2f} dB {_interval(gain.get('ci95'), '+.2f')} over blurred "
+                 f"(per-image paired mean, 95% t-interval, n = {gain['n']}).")
     return line
 
 
@@ -855,12 +905,15 @@ def _report_md(metrics: dict, figures: list[str]) -> str:
                   f"{_num(metrics.get('independent_detector_fps'), '.1f')} img/s on this machine.", ""]
         lines += _table(m, ind) + ["", "**What this means:** " + _verdict(m, n, ind), ""]
     if metrics.get("mcnemar_models"):
-        lines += ["## Between models (MTCNN detection success, McNemar exact)", "",
-                  "| Models | Restored: only A / only B | p | Sharp-restored: only A / only B | p |",
-                  "|---|---|---|---|---|"]
+        lines += ["## Between models (MTCNN detection success, McNemar exact; restored PSNR, paired)", "",
+                  "| Models | Restored: only A / only B | p | Sharp-restored: only A / only B | p "
+                  "| Restored PSNR, B − A (dB) [95% CI] |",
+                  "|---|---|---|---|---|---|"]
         for pair, t in metrics["mcnemar_models"].items():
             r, s = t["restored"], t["sharp_restored"]
-            lines.append(f"| {pair} | {r['b']} / {r['c']} | {_p(r['p'])} | {s['b']} / {s['c']} | {_p(s['p'])} |")
+            d = t.get("restored_psnr_difference") or {}
+            diff = "–" if d.get("mean") is None else f"{d['mean']:+.2f} {_interval(d.get('ci95'), '+.2f')}".rstrip()
+            lines.append(f"| {pair} | {r['b']} / {r['c']} | {_p(r['p'])} | {s['b']} / {s['c']} | {_p(s['p'])} | {diff} |")
         lines.append("")
     lines += ["## The paper's numbers (Fan & Luo, Table 1; MTCNN on LFW)", ""] + _paper_lines() + [
         "",
