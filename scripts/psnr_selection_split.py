@@ -23,19 +23,18 @@ def main(argv=None):
     import numpy as np
 
     import tfdeblur.evaluation as ev
-    from tfdeblur.data import load_faces, load_split, split_by_person
+    from tfdeblur.config import DEFAULTS
+    from tfdeblur.data import load_faces, load_split
     from tfdeblur.inference import load_model
 
-    _, selection = load_faces(load_split(a.data_dir, 0.25, 0).val, 256, limit=200)
-    selection = {os.path.realpath(s) for s in selection}
+    split = load_split(a.data_dir, DEFAULTS["data"]["val_fraction"], DEFAULTS["data"]["split_seed"])
+    _, selection = load_faces(split.val, 256, limit=DEFAULTS["data"]["val_images"])
+    # evaluate.py names each image by its path under data_dir without the extension
+    selection = {ev._stem_key(os.path.relpath(s, a.data_dir)) for s in selection}
     data = ev.load_data_dir(a.data_dir, split="val")
-    found = ev.find_images(a.data_dir)
-    _, val = split_by_person([f for f, _ in found], 0.25, 0)
-    val = set(val)
-    paths = [f for f, _ in found if f in val]  # load_data_dir's order
-    if len(paths) != len(data.sharp):
-        raise SystemExit("error: some validation images could not be read; the split cannot be matched")
-    chosen = np.array([os.path.realpath(f) in selection for f in paths])
+    chosen = np.array([name in selection for name in data.names])
+    if chosen.sum() != len(selection):
+        raise SystemExit(f"error: only {chosen.sum()} of the {len(selection)} model-selection images are among the evaluated ones")
     blurred_psnr = ev.image_quality(data.blurred, data.sharp)[0]
     out = {"n_selection": int(chosen.sum()), "n_other": int((~chosen).sum()), "models": {}}
     for name in a.model:

@@ -912,7 +912,7 @@ def _report_md(metrics: dict, figures: list[str]) -> str:
         for pair, t in metrics["mcnemar_models"].items():
             r, s = t["restored"], t["sharp_restored"]
             d = t.get("restored_psnr_difference") or {}
-            diff = "–" if d.get("mean") is None else f"{d['mean']:+.2f} {_interval(d.get('ci95'), '+.2f')}".rstrip()
+            diff = _num_ci(d.get("mean"), d.get("ci95"), "+.2f")
             lines.append(f"| {pair} | {r['b']} / {r['c']} | {_p(r['p'])} | {s['b']} / {s['c']} | {_p(s['p'])} | {diff} |")
         lines.append("")
     lines += ["## The paper's numbers (Fan & Luo, Table 1; MTCNN on LFW)", ""] + _paper_lines() + [

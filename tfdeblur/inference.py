@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 SHIPPED_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "generator.keras")
-# Shipped generators by name (``--model fast``): the default one (ngf 32, 2.55 GMAC per 256² image),
+# Shipped generators by name (``--model fast``): the default one (ngf 40, 3.88 GMAC per 256² image),
 # and a 4-block ngf-24 one (1.15 GMAC) for phones; MODEL_CARD.md measures the trade-off.
 SHIPPED_MODELS = {
     "default": SHIPPED_MODEL,
