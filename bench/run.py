@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, replace
 
 SECTIONS = ("blur", "train", "infer", "opts", "gpu")
 GAN_KINDS = ("gan", "lsgan", "wgan-gp")
-FORMATS = ("keras", "savedmodel", "tflite-fp32", "tflite-fp16", "tflite-int8")
+FORMATS = ("keras", "keras-bf16", "savedmodel", "tflite-fp32", "tflite-fp16", "tflite-int8")
 MODELS = ("lean", "fast", "paper")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +52,7 @@ TFLITE_THREADS = 2
 # 256², batch 8 (Keras). Reported, never asserted.
 GOAL_RATIO = 9.0
 GOAL_IMG_S = 50.0
+BF16_NOTE = "bfloat16 compute, fraction is of the fp32 peak"
 
 
 @dataclass(frozen=True)
@@ -487,6 +488,32 @@ def section_infer(rec, s, sizes, which, formats, fast_model=None):
                             model=key, format="keras")
                 except Exception as e:  # noqa: BLE001
                     rec.fail("infer", "keras tf.function", desc, size, b, e, model=key, format="keras")
+        # Keras computing in bfloat16 (float32 norms and output; tfdeblur.models.with_precision)
+        if "keras-bf16" in formats:
+            from tfdeblur.models import with_precision
+
+            try:
+                bf16 = with_precision(model, "bfloat16")
+            except Exception as e:  # noqa: BLE001
+                bf16 = None
+                rec.fail("infer", "keras bfloat16", desc, "-", "-", e, model=key, format="keras-bf16")
+            fn16 = tf.function(lambda x, m=bf16: m(x, training=False))
+            for size in sizes if bf16 is not None else []:
+                b = _infer_batch(size)
+                try:
+                    with _cpu_scope():
+                        x = as_float(pixels[size])
+                        timing = measure(lambda: fn16(x), b, s)
+                        diff = _max_diff(fn16(x[:1]), model(x[:1], training=False))
+                    note = wnote + "; " + BF16_NOTE
+                    if not diff <= 0.05:
+                        note += f"; OUTPUT MISMATCH vs Keras float32 (max |diff| {diff})"
+                    rec.add("infer", "keras bfloat16", desc, size, b, timing, gmac=_gmac(model, size), note=note,
+                            model=key, format="keras-bf16", max_abs_diff_vs_keras=diff)
+                except Exception as e:  # noqa: BLE001
+                    rec.fail("infer", "keras bfloat16", desc, size, b, e, model=key, format="keras-bf16")
+            del bf16
+            gc.collect()
         # SavedModel serving export, reloaded with tf.saved_model.load
         if "savedmodel" in formats:
             with tempfile.TemporaryDirectory(prefix="bench_sm_") as tmp:
@@ -576,10 +603,13 @@ def _lean_vs_paper(rec):
             ratios.append({"model": m, "format": fmt, "input": inp, "batch": b, "img_s": rate,
                            "paper_img_s": by[(fmt, inp, b, "paper")], "ratio": rate / by[(fmt, inp, b, "paper")]})
     out = {"ratios": ratios, "goal": {"ratio": GOAL_RATIO, "img_s": GOAL_IMG_S}, "headlines": {}}
+    # Headlines: Keras at 256², batch 8, in float32 and (``headlines_bf16``) with both models in bfloat16.
+    out["headlines_bf16"] = {}
     for r in ratios:
-        if r["format"] == "keras" and r["input"] == "256x256" and r["batch"] == 8:
-            out["headlines"][r["model"]] = {**r, "ratio_goal_met": r["ratio"] >= GOAL_RATIO,
-                                            "img_s_goal_met": r["img_s"] >= GOAL_IMG_S}
+        if r["format"] in ("keras", "keras-bf16") and r["input"] == "256x256" and r["batch"] == 8:
+            key = "headlines" if r["format"] == "keras" else "headlines_bf16"
+            out[key][r["model"]] = {**r, "ratio_goal_met": r["ratio"] >= GOAL_RATIO,
+                                    "img_s_goal_met": r["img_s"] >= GOAL_IMG_S}
     return out
 
 
@@ -892,6 +922,16 @@ def format_table(rows, speedups, peak, extra_lines=()):
     return "\n".join(lines)
 
 
+def _cpu_bf16_flags():
+    """The CPU's native bfloat16 features (Linux /proc/cpuinfo); [] where none or unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(x for x in set(flags) if x in ("avx512_bf16", "amx_bf16", "amx_tile"))
+
+
 def _meta(args, s):
     import keras
     import tensorflow as tf
@@ -915,6 +955,7 @@ def _meta(args, s):
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "cpu_bf16": _cpu_bf16_flags(),
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "onednn_enabled": onednn,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -1035,8 +1076,9 @@ def main(argv=None) -> int:
 
     extra = []
     lvp = results["sections"].get("infer", {}).get("lean_vs_paper", {})
-    for m, h in lvp.get("headlines", {}).items():
-        extra += ["", f"{m} / paper at 256x256, batch 8 (Keras): {h['ratio']:.1f}x "
+    for m, h, how in ([(m, h, "Keras") for m, h in lvp.get("headlines", {}).items()]
+                      + [(m, h, "Keras, both bfloat16") for m, h in lvp.get("headlines_bf16", {}).items()]):
+        extra += ["", f"{m} / paper at 256x256, batch 8 ({how}): {h['ratio']:.1f}x "
                       f"(goal >= {GOAL_RATIO:g}x: {'met' if h['ratio_goal_met'] else 'NOT met'}); "
                       f"{m} {h['img_s']:.1f} img/s (goal >= {GOAL_IMG_S:g}: "
                       f"{'met' if h['img_s_goal_met'] else 'NOT met'})"]

@@ -405,9 +405,10 @@ def test_metrics_are_deterministic(small_lfw, tiny_models):
 def test_ground_truth_mode(tmp_path, multiface_dir, tiny_models):
     out = tmp_path / "gt"
     rc = ev.evaluate_main(["--model", tiny_models[0], "--ground-truth", os.path.join(multiface_dir, "testing.xml"),
-                           "--limit", "1", "-q", "--output-dir", str(out)])
+                           "--limit", "1", "-q", "--output-dir", str(out), "--precision", "bfloat16"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
+    assert m["precision"] == "bfloat16" and "(computing in bfloat16)" in (out / "report.md").read_text()
     assert m["reference"] == "ground_truth_boxes" and m["n"] == 1
     assert m["independent_detector"] == "blazeface-full"
     sharp = m["conditions"]["sharp"]

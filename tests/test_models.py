@@ -19,6 +19,7 @@ from tfdeblur.models import (
     count_macs,
     count_res_blocks,
     generator_multiple,
+    with_precision,
 )
 
 TINY = dict(ngf=8, n_blocks=1, stem_kernel=3)
@@ -144,6 +145,33 @@ def test_fused_and_group_generators_agree_with_same_weights():
     b.set_weights(a.get_weights())
     x = np.random.default_rng(4).uniform(-1, 1, (2, 40, 36, 3)).astype("float32")
     np.testing.assert_allclose(a(x).numpy(), b(x).numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("norm", ["fused", "group"])
+def test_with_precision_bfloat16_keeps_weights_norms_and_output_in_float32(norm):
+    keras.utils.set_random_seed(3)
+    model = build_generator(**TINY, pixel_shuffle=2, norm=norm)
+    assert with_precision(model, "float32") is model
+    bf16 = with_precision(model, "bfloat16")
+    assert bf16 is not model and len(bf16.layers) == len(model.layers)
+    for a, b in zip(model.weights, bf16.weights):  # same values, still float32 variables
+        assert b.dtype == "float32"
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    compute = {layer.name: layer.compute_dtype for layer in bf16.layers}
+    convs = [l.name for l in bf16.layers if isinstance(l, keras.layers.Conv2D)]
+    norms = [l.name for l in bf16.layers if isinstance(l, (FusedInstanceNorm, keras.layers.GroupNormalization))]
+    assert convs and norms
+    assert all(compute[n] == "bfloat16" for n in convs)
+    assert all(compute[n] == "float32" for n in norms + ["out_tanh", "residual", "restored"])
+    assert all(l.compute_dtype == "float32" for l in model.layers)  # the source is untouched
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 48, 40, 3)).astype("float32")
+    want, got = model(x).numpy(), bf16(x)
+    assert got.dtype == "float32" and got.shape == want.shape
+    diff = np.abs(got.numpy() - want)
+    # bfloat16 keeps 8 bits of mantissa: close to, but not bit-equal with, float32
+    assert 0 < diff.max() < 0.05 and diff.mean() < 0.005, (diff.max(), diff.mean())
+    with pytest.raises(ValueError, match="precision"):
+        with_precision(model, "float16")
 
 
 # ---------------------------------------------------------------------------- discriminator

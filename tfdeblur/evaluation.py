@@ -421,9 +421,10 @@ def _model_name(path) -> str:
     return "shipped" if path is None else os.fspath(path)
 
 
-def load_models(paths) -> dict:
+def load_models(paths, precision: str = "float32") -> dict:
     """``{name: model}`` for each ``--model`` path (``None`` = the shipped model; a name of
-    ``tfdeblur.inference.SHIPPED_MODELS`` such as ``fast`` = that shipped generator).
+    ``tfdeblur.inference.SHIPPED_MODELS`` such as ``fast`` = that shipped generator), computing in
+    ``precision`` (``"float32"`` or ``"bfloat16"``).
 
     Loads through :func:`tfdeblur.inference.load_model`. Any failure is an
     :class:`EvaluationError` with a one-line message.
@@ -439,7 +440,7 @@ def load_models(paths) -> dict:
         if p is not None and not os.path.exists(p) and p not in SHIPPED_MODELS:
             raise EvaluationError(f"--model {p}: no such file")
         try:
-            model = load_model(p)
+            model = load_model(p, precision)
         except Exception as e:  # noqa: BLE001  any loader failure is a one-line user error
             if isinstance(e, ModelLoadError):  # already says what and where
                 raise EvaluationError(f"--model: {one_line(e)}") from None
@@ -900,7 +901,8 @@ def _report_md(metrics: dict, figures: list[str]) -> str:
     for name in metrics["models"]:
         m = metrics["per_model"][name]
         title = "## Results" if len(metrics["models"]) == 1 else f"## Model `{name}`"
-        lines += [title, "", f"Model: `{name}`; deblurring {_num(m['deblur_fps'], '.1f')} img/s, "
+        precision = f" (computing in {metrics['precision']})" if metrics.get("precision", "float32") != "float32" else ""
+        lines += [title, "", f"Model: `{name}`{precision}; deblurring {_num(m['deblur_fps'], '.1f')} img/s, "
                   f"MTCNN {_num(metrics['detector_fps'], '.1f')} img/s, {ind or 'independent'} "
                   f"{_num(metrics.get('independent_detector_fps'), '.1f')} img/s on this machine.", ""]
         lines += _table(m, ind) + ["", "**What this means:** " + _verdict(m, n, ind), ""]
@@ -1142,6 +1144,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--independent", default=None,
                    help="independent detector: blazeface, blazeface-full, haar, or none (default: blazeface for "
                    "face crops, blazeface-full with --ground-truth, whose group photos have small faces)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                   help="generators compute in this precision (default float32; bfloat16: see README, Performance)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -1168,7 +1172,7 @@ def evaluate_main(argv=None) -> int:
         return _fail(f"cannot write results to {args.output_dir!r}: {problem}")
     log = SkipLog()
     try:
-        models = load_models(args.model)
+        models = load_models(args.model, args.precision)
         if args.data_dir is not None:
             data = load_data_dir(args.data_dir, args.limit, args.seed, log=log, split=args.split)
         elif args.pairs_dir is not None:
@@ -1181,6 +1185,7 @@ def evaluate_main(argv=None) -> int:
         details = {}
         metrics = evaluate_models(models, data, independent=independent, batch_size=args.batch_size,
                                   verbose=0 if args.quiet else 1, details=details)
+        metrics["precision"] = args.precision
         metrics["skipped"] = [{"path": p, "reason": r} for p, r in log.skipped]
         written = write_report(metrics, args.output_dir, details)
     except EvaluationError as e:

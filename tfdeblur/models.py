@@ -19,6 +19,8 @@ __all__ = [
     "generator_multiple",
     "count_macs",
     "count_res_blocks",
+    "PRECISIONS",
+    "with_precision",
 ]
 
 _PKG = "tfdeblur"
@@ -337,3 +339,36 @@ def count_macs(model: keras.Model, height: int = 256, width: int = 256) -> float
         elif isinstance(layer, layers.Dense):
             total += layer.kernel.shape[0] * layer.kernel.shape[1]
     return float(total)
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+# Layers the builder keeps in float32 under any policy: instance-norm statistics and the
+# residual output are fragile in 16-bit floats.
+_FLOAT32_LAYER_TYPES = ("FusedInstanceNorm", "GroupNormalization")
+_FLOAT32_LAYER_NAMES = ("out_tanh", "residual", "restored")
+
+
+def with_precision(model: keras.Model, precision: str = "float32") -> keras.Model:
+    """The generator ``model`` computing in ``precision``: ``"float32"`` returns it unchanged;
+    ``"bfloat16"`` returns a copy (same weights, float32 variables) whose convolutions run in
+    bfloat16 under Keras' ``mixed_bfloat16`` policy, norms and output in float32, as the builder
+    would make it under that policy. Inputs and outputs stay float32.
+
+    Worth it on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX; oneDNN uses them):
+    measured in ``python -m bench`` (format ``keras-bf16``). Elsewhere bfloat16 is emulated, slower.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "float32":
+        return model
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if type(layer).__name__ not in _FLOAT32_LAYER_TYPES and layer.name not in _FLOAT32_LAYER_NAMES:
+            config["dtype"] = "mixed_bfloat16"
+        return type(layer).from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    return clone
