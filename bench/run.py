@@ -475,6 +475,7 @@ def section_infer(rec, s, sizes, which, formats, fast_model=None):
 
     for key, (model, desc, wnote) in models.items():
         info["models"][key] = {"config": desc, "weights": wnote, "params": int(model.count_params())}
+        fp32_rows = {}
         # Keras, through tf.function
         if "keras" in formats:
             fn = tf.function(lambda x, m=model: m(x, training=False))
@@ -484,8 +485,8 @@ def section_infer(rec, s, sizes, which, formats, fast_model=None):
                     with _cpu_scope():
                         x = as_float(pixels[size])
                         timing = measure(lambda: fn(x), b, s)
-                    rec.add("infer", "keras tf.function", desc, size, b, timing, gmac=_gmac(model, size), note=wnote,
-                            model=key, format="keras")
+                    fp32_rows[size] = rec.add("infer", "keras tf.function", desc, size, b, timing,
+                                              gmac=_gmac(model, size), note=wnote, model=key, format="keras")
                 except Exception as e:  # noqa: BLE001
                     rec.fail("infer", "keras tf.function", desc, size, b, e, model=key, format="keras")
         # Keras computing in bfloat16 (float32 norms and output; tfdeblur.models.with_precision)
@@ -508,8 +509,11 @@ def section_infer(rec, s, sizes, which, formats, fast_model=None):
                     note = wnote + "; " + BF16_NOTE
                     if not diff <= 0.05:
                         note += f"; OUTPUT MISMATCH vs Keras float32 (max |diff| {diff})"
-                    rec.add("infer", "keras bfloat16", desc, size, b, timing, gmac=_gmac(model, size), note=note,
-                            model=key, format="keras-bf16", max_abs_diff_vs_keras=diff)
+                    row = rec.add("infer", "keras bfloat16", desc, size, b, timing, gmac=_gmac(model, size),
+                                  note=note, model=key, format="keras-bf16", max_abs_diff_vs_keras=diff)
+                    if size in fp32_rows:
+                        rec.speedup("infer", f"bfloat16 vs float32, Keras inference, {key}, {size}x{size}",
+                                    fp32_rows[size], row)
                 except Exception as e:  # noqa: BLE001
                     rec.fail("infer", "keras bfloat16", desc, size, b, e, model=key, format="keras-bf16")
             del bf16

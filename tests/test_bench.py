@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ROW_KEYS = {"section", "what", "config", "input", "batch", "rate", "unit", "rate_best", "iters",
@@ -55,3 +57,6 @@ def test_bench_quick_infer_smoke(tmp_path):
     # bfloat16 rows are compared with float32 Keras too (close, not equal)
     assert 0 < rows[1]["max_abs_diff_vs_keras"] < 0.05 and 0 < rows[4]["max_abs_diff_vs_keras"] < 0.05
     assert isinstance(res["meta"]["cpu_bf16"], list)
+    bf16 = [x for x in res["speedups"] if x["what"].startswith("bfloat16 vs float32")]
+    assert [x["what"].split(", ")[-2] for x in bf16] == ["lean", "fast"]
+    assert all(x["speedup"] == pytest.approx(x["optimised_rate"] / x["baseline_rate"]) for x in bf16)
