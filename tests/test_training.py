@@ -620,8 +620,40 @@ def test_mixed_precision_trains_on_cpu(small_lfw, tmp_path):
     arrays = ckpt_arrays(str(out / "checkpoints" / "ckpt-2"))
     assert float(arrays["g_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"]) < 2.0**15  # overflow absorbed
     assert int(arrays["d_optimizer/inner_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 2  # D trained
-    assert all(np.isfinite(v).all() for k, v in arrays.items()
-               if np.issubdtype(v.dtype, np.floating) and k.startswith(("generator/", "discriminator/")))
+    weights = [v for k, v in arrays.items() if "_trainable_variables/" in k]  # G and D, via the optimizers
+    assert len(weights) > 20 and all(v.dtype == np.float32 and np.isfinite(v).all() for v in weights)
+
+
+def test_bfloat16_mixed_precision_trains_and_saves_a_generator_that_loads_as_float32(small_lfw, tmp_path):
+    """mixed_bfloat16 (the CPU fast path): no loss scaling (bfloat16 has float32's exponent range),
+    the distillation teacher computes in bfloat16 too, variables stay float32, and the saved
+    generator keeps its per-layer policies; tfdeblur's loader makes it float32 unless asked."""
+    from tfdeblur.inference import load_model
+
+    out = tmp_path / "bf16"
+    teacher = tmp_path / "teacher.keras"
+    tfmodels.build_generator(ngf=8, n_blocks=1, pixel_shuffle=2, stem_kernel=3).save(teacher)
+    cfg = tiny_cfg(small_lfw, steps=2, checkpoint_every=2)
+    cfg["train"]["distill_from"] = str(teacher)
+    try:
+        summary = train(cfg, str(out), mixed_precision="bfloat16", verbose=0)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert summary["steps"] == 2 and np.isfinite(summary["best_val_psnr"])
+    arrays = ckpt_arrays(str(out / "checkpoints" / "ckpt-2"))
+    assert not any("dynamic_scale" in k for k in arrays)  # plain Adam, no loss scaling
+    weights = {k: v for k, v in arrays.items() if "_trainable_variables/" in k}  # G and D, via the optimizers
+    assert len(weights) > 20 and all(v.dtype == np.float32 and np.isfinite(v).all() for v in weights.values())
+    saved = keras.models.load_model(str(out / "generator.keras"))
+    assert saved.get_layer("stem_conv").dtype_policy.name == "mixed_bfloat16"
+    g = load_model(str(out / "generator.keras"))  # precision="float32"
+    assert g.get_layer("stem_conv").compute_dtype == "float32"
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(g(x).numpy(), load_model(str(out / "generator.keras"), "float32")(x).numpy())
+    assert np.abs(g(x).numpy() - saved(x).numpy()).max() < 0.05  # the same weights, other rounding
+    with pytest.raises(TrainingError, match="float16 or bfloat16"):
+        train(cfg, str(tmp_path / "bad"), mixed_precision="int8", verbose=0)
 
 
 # ------------------------------------------------------------------- image decoding (properties)

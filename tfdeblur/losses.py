@@ -123,7 +123,7 @@ class ContentLoss:
                 term = self.face(restored, sharp)
             else:
                 term = self.vgg(restored, sharp)
-            total = total + w * term
+            total = total + w * tf.cast(term, tf.float32)  # terms may come out of bfloat16 networks
         return total
 
 

@@ -349,24 +349,31 @@ _FLOAT32_LAYER_TYPES = ("FusedInstanceNorm", "GroupNormalization")
 _FLOAT32_LAYER_NAMES = ("out_tanh", "residual", "restored")
 
 
+def _pinned(layer) -> bool:
+    return type(layer).__name__ in _FLOAT32_LAYER_TYPES or layer.name in _FLOAT32_LAYER_NAMES
+
+
 def with_precision(model: keras.Model, precision: str = "float32") -> keras.Model:
-    """The generator ``model`` computing in ``precision``: ``"float32"`` returns it unchanged;
-    ``"bfloat16"`` returns a copy (same weights, float32 variables) whose convolutions run in
-    bfloat16 under Keras' ``mixed_bfloat16`` policy, norms and output in float32, as the builder
-    would make it under that policy. Inputs and outputs stay float32.
+    """The generator ``model`` computing in ``precision``, as the builder would make it under that
+    policy: ``"bfloat16"`` runs the convolutions in bfloat16 (Keras' ``mixed_bfloat16``), norms and
+    output in float32; ``"float32"`` everything in float32 (e.g. a generator trained under a mixed
+    policy). A model that already computes so is returned as is; otherwise a copy with the same
+    weights (float32 variables either way). Inputs and outputs stay float32.
 
     Worth it on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX; oneDNN uses them):
     measured in ``python -m bench`` (format ``keras-bf16``). Elsewhere bfloat16 is emulated, slower.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "float32":
-        return model
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    layers_ = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+    if all(layer.dtype_policy.name == ("float32" if _pinned(layer) else policy) for layer in layers_):
+        return model  # already computes so
 
     def clone_layer(layer):
         config = layer.get_config()
-        if type(layer).__name__ not in _FLOAT32_LAYER_TYPES and layer.name not in _FLOAT32_LAYER_NAMES:
-            config["dtype"] = "mixed_bfloat16"
+        if not _pinned(layer):
+            config["dtype"] = policy
         return type(layer).from_config(config)
 
     clone = keras.models.clone_model(model, clone_function=clone_layer)

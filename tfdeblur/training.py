@@ -255,9 +255,14 @@ def _load_generator_file(path, key):
         raise TrainingError(f"{key}: cannot use {path!r} ({one_line(e)})") from None
 
 
-def _load_teacher(path):
-    """The generator for ``train.distill_from`` (frozen by the GAN model that uses it)."""
+def _load_teacher(path, policy=None):
+    """The generator for ``train.distill_from`` (frozen by the GAN model that uses it); under
+    ``mixed_bfloat16`` it computes in bfloat16 too (it only runs forward)."""
+    from tfdeblur.models import with_precision
+
     teacher = _load_generator_file(path, "train.distill_from")
+    if policy == "mixed_bfloat16":
+        teacher = with_precision(teacher, "bfloat16")
     _log(f"distilling from {path} ({teacher.count_params():,} parameters, weight in train.distill_weight)")
     return teacher
 
@@ -267,11 +272,21 @@ def train(
     output_dir: str,
     resume: bool = False,
     strategy: str = "default",
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = False,
     deterministic: bool = False,
     verbose: int = 1,
 ) -> dict:
-    """Train a deblurring GAN as configured; returns a summary dict (also in ``summary.json``)."""
+    """Train a deblurring GAN as configured; returns a summary dict (also in ``summary.json``).
+
+    ``mixed_precision``: ``"float16"`` (or ``True``) trains under ``mixed_float16`` with loss
+    scaling (GPUs); ``"bfloat16"`` under ``mixed_bfloat16`` (bfloat16 has float32's range: no loss
+    scaling), faster on CPUs with AVX512-BF16 or AMX. Variables stay float32 either way.
+    """
+    policies = {False: None, None: None, True: "mixed_float16", "float16": "mixed_float16",
+                "bfloat16": "mixed_bfloat16"}
+    if mixed_precision not in policies:
+        raise TrainingError(f"mixed precision must be float16 or bfloat16, got {mixed_precision!r}")
+    policy = policies[mixed_precision]
     tcfg, dcfg, mcfg = cfg["train"], cfg["data"], cfg["model"]
 
     # -- data first: refuse an unusable folder before any model is built ----------------------
@@ -299,8 +314,8 @@ def train(
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
 
     size = int(dcfg["image_size"])
     if not split.train:  # one "person" (e.g. a flat folder) that the split put on the validation side
@@ -347,8 +362,9 @@ def train(
             raise TrainingError(str(e)) from None
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        teacher = _load_teacher(tcfg["distill_from"]) if tcfg.get("distill_from") else None
-        gan = make_compiled_gan(tcfg["gan"], generator, discriminator, content, tcfg, mixed_precision, teacher=teacher)
+        teacher = _load_teacher(tcfg["distill_from"], policy) if tcfg.get("distill_from") else None
+        gan = make_compiled_gan(tcfg["gan"], generator, discriminator, content, tcfg,
+                                mixed_precision=policy == "mixed_float16", teacher=teacher)
         g_opt, d_opt = gan.g_optimizer, gan.d_optimizer
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
