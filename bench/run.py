@@ -384,18 +384,35 @@ def time_train_step(rec, section, kind, cfg, size, batch, s, what=None, gen_over
 
 
 def section_train(rec, s, sizes, kinds):
+    """Each GAN loss at each size in float32, then under ``mixed_bfloat16`` (``train.py
+    --mixed-precision bfloat16``: G, D and the content loss's networks built under that policy)."""
+    import keras
+
     cfg = _load_cfg(CPU_CONFIG)
     batch = int(cfg["train"]["batch_size"])
+    note = "random batch; GMAC/img is the fwd+bwd estimate (see docs)"
     for kind in kinds:
         for size in sizes:
-            try:
-                with _cpu_scope():
-                    time_train_step(rec, "train", kind, cfg, size, batch, s,
-                                    note="random batch; GMAC/img is the fwd+bwd estimate (see docs)")
-            except Exception as e:  # noqa: BLE001
-                rec.fail("train", f"train step {kind}", "configs/cpu.yaml", size, batch, e)
-            gc.collect()
-    return {"config": os.path.relpath(CPU_CONFIG, REPO), "batch": batch, "sizes": list(sizes), "losses": list(kinds)}
+            rows = {}
+            for policy in ("float32", "mixed_bfloat16"):
+                what = f"train step {kind}" + (" bfloat16" if policy != "float32" else "")
+                _CONTENT_CACHE.clear()  # the content loss's networks follow the policy, as in training
+                keras.mixed_precision.set_global_policy(policy)
+                try:
+                    with _cpu_scope():
+                        rows[policy] = time_train_step(
+                            rec, "train", kind, cfg, size, batch, s, what=what, precision=policy,
+                            note=note + ("; " + BF16_NOTE if policy != "float32" else ""))
+                except Exception as e:  # noqa: BLE001
+                    rows[policy] = rec.fail("train", what, "configs/cpu.yaml", size, batch, e, precision=policy)
+                finally:
+                    keras.mixed_precision.set_global_policy("float32")
+                    _CONTENT_CACHE.clear()
+                gc.collect()
+            rec.speedup("train", f"mixed_bfloat16 vs float32, train step {kind}, {size}x{size}",
+                        rows["float32"], rows["mixed_bfloat16"])
+    return {"config": os.path.relpath(CPU_CONFIG, REPO), "batch": batch, "sizes": list(sizes), "losses": list(kinds),
+            "precisions": ["float32", "mixed_bfloat16"]}
 
 
 # -------------------------------------------------------------------------------------- infer
