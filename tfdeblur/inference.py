@@ -106,8 +106,10 @@ def check_model_file(path=None) -> str:
 
 def load_model(path=None, precision: str = "float32"):
     """Load a generator (``.keras``); ``None`` loads the shipped one (``tfdeblur/pretrained/generator.keras``),
-    ``"fast"`` the shipped 4-block one (``generator_fast.keras``). ``precision="bfloat16"`` returns it
-    computing in bfloat16 (:func:`tfdeblur.models.with_precision`): faster on CPUs with AVX512-BF16/AMX.
+    ``"fast"`` the shipped 4-block one (``generator_fast.keras``). It computes in ``precision``
+    whatever policy it was saved with (:func:`tfdeblur.models.with_precision`): float32 by default,
+    also for a generator trained under a mixed policy; ``"bfloat16"`` is faster on CPUs with
+    AVX512-BF16 or AMX.
 
     Raises :class:`ModelNotFoundError` when the file is missing and :class:`ModelLoadError` when it
     is not a loadable image-to-image generator; both carry a one-line message.
