@@ -6,7 +6,7 @@ Sections (default: all):
 * ``train`` - GAN training-step img/s for gan / lsgan / wgan-gp, shipped CPU config, 128² and 256².
 * ``infer`` - inference img/s, Keras / SavedModel / TFLite fp32-fp16-int8, lean vs paper generator.
 * ``opts``  - measured optimisations, each against its baseline in the same run: XLA, tf.data
-  parallelism, fused instance norm, oneDNN on/off, mixed precision (GPU only).
+  parallelism, fused instance norm, oneDNN on/off, mixed precision (float16: GPU only; bfloat16 in train/infer).
 * ``gpu``   - only when a GPU is visible: paper-setting training and inference on the GPU.
 
 Every row gives img/s (or items/s), GMAC per image counted from the model
@@ -724,7 +724,8 @@ def section_opts(rec, s, quick, infer_size, train_size, gpu_present):
     if gpu_present:
         info["mixed_precision"] = "measured in the gpu section"
     else:
-        note = "skipped on CPU: mixed_float16 needs a GPU (no fast fp16 on this CPU); measured in the gpu section when one is visible"
+        note = ("skipped on CPU: mixed_float16 needs a GPU (no fast fp16 on this CPU); measured in the gpu section when one "
+                "is visible. bfloat16 on CPU is measured in the train and infer sections")
         rec.add("opts", "mixed precision", "-", "-", "-", None, note=note, opt="mixed_precision", variant="skipped")
         info["mixed_precision"] = note
     return info
