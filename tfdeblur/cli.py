@@ -11,6 +11,7 @@ import os
 import sys
 
 from tfdeblur.imageio import DEFAULT_MAX_MEGAPIXELS
+from tfdeblur.models import PRECISIONS  # `import tfdeblur` loads models (and Keras) anyway
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
@@ -145,7 +146,7 @@ def tfdeblur_parser() -> argparse.ArgumentParser:
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
-    d.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+    d.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="compute precision (default float32); bfloat16 is faster on CPUs with AVX512-BF16 or AMX (README: Performance)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar (skips and the summary still print)")
     d.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,

@@ -1120,6 +1120,7 @@ def _slug(name: str, with_folder: bool = True) -> str:
 
 def evaluate_parser() -> argparse.ArgumentParser:
     from tfdeblur.cli import _OneLineParser
+    from tfdeblur.models import PRECISIONS
 
     p = _OneLineParser(
         prog="evaluate.py",
@@ -1144,7 +1145,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--independent", default=None,
                    help="independent detector: blazeface, blazeface-full, haar, or none (default: blazeface for "
                    "face crops, blazeface-full with --ground-truth, whose group photos have small faces)")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="generators compute in this precision (default float32; bfloat16: see README, Performance)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
