@@ -41,6 +41,7 @@ from tfdeblur.inference import (
 __all__ = [
     "ExportError",
     "QUANTIZE_MODES",
+    "MAX_SERVE_PIXELS",
     "serving_module",
     "export_saved_model",
     "tflite_model",
@@ -63,6 +64,37 @@ class ExportError(Exception):
 
 
 _TO_FLOAT, _TO_UINT8 = "uint8_to_float", "float_to_uint8"
+# Per image, in the any-size signature: larger requests would need tens of GB untiled (tile them
+# client-side, or use `tfdeblur deblur`, which tiles).
+MAX_SERVE_PIXELS = 4096 * 4096
+
+
+def _checked(images):
+    """``images`` after run-time checks with clear errors: the loaded signature does not check rank
+    or channels itself, and a malformed tensor failed deep inside the generator (Tile, MirrorPad)."""
+    import tensorflow as tf
+
+    # The shape of an unknown-rank view: the graph optimiser folds the rank of `images` to the
+    # signature's 4, which would remove the rank check.
+    shape = tf.shape(tf.compat.v1.placeholder_with_default(images, shape=None))
+
+    def check(ok, what):
+        return tf.debugging.Assert(ok, [f"images must {what}; got shape", shape], summarize=8)
+
+    rank_ok = check(tf.equal(tf.size(shape), 4), "be uint8 [batch, height, width, 3]")
+    with tf.control_dependencies([rank_ok]):  # index the shape only once it has 4 entries
+        shape = tf.identity(shape)
+    pixels = tf.cast(shape[1], tf.int64) * tf.cast(shape[2], tf.int64)
+    checks = [
+        check(tf.equal(shape[3], 3), "have 3 channels (RGB)"),
+        check(tf.reduce_all(shape > 0), "not be empty"),
+        check(pixels <= MAX_SERVE_PIXELS,
+              f"have at most {MAX_SERVE_PIXELS} pixels (height x width) each; tile larger ones"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images)
+
+
 
 
 def _serve_fn(model, fixed_size: int | None = None):
@@ -73,6 +105,8 @@ def _serve_fn(model, fixed_size: int | None = None):
     lo = min_input_size(model)
 
     def serve(images):
+        if fixed_size is None:
+            images = _checked(images)
         shape = tf.shape(images)
         h, w = shape[1], shape[2]
         with tf.name_scope(_TO_FLOAT):
