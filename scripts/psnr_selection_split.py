@@ -30,7 +30,7 @@ def main(argv=None):
     split = load_split(a.data_dir, DEFAULTS["data"]["val_fraction"], DEFAULTS["data"]["split_seed"])
     _, selection = load_faces(split.val, 256, limit=DEFAULTS["data"]["val_images"])
     # evaluate.py names each image by its path under data_dir without the extension
-    selection = {ev._stem_key(os.path.relpath(s, a.data_dir)) for s in selection}
+    selection = {ev.stem_key(os.path.relpath(s, a.data_dir)) for s in selection}
     data = ev.load_data_dir(a.data_dir, split="val")
     chosen = np.array([name in selection for name in data.names])
     if chosen.sum() != len(selection):

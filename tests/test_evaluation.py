@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tfdeblur import cli  # noqa: E402
 from tfdeblur import evaluation as ev  # noqa: E402
 from tfdeblur.imageio import SkipLog, read_rgb  # noqa: E402
 
@@ -105,7 +106,7 @@ def test_match_detections_prefers_higher_scores():
     ref = [[0, 0, 10, 10]]
     pred = [[1, 0, 11, 10], [0, 0, 10, 10]]
     assert ev.match_detections(pred, ref, scores=[0.2, 0.9]) == (1, 1, 0)
-    pairs = ev._greedy_match(pred, ref, 0.5, scores=[0.2, 0.9])
+    pairs = ev.greedy_match(pred, ref, 0.5, scores=[0.2, 0.9])
     assert pairs == [(1, 0)]
 
 
@@ -132,9 +133,9 @@ def test_mtcnn_recall_on_multiface_ground_truth(multiface_gt, mtcnn):
 
 def test_independent_detector(multiface_gt, small_lfw):
     """BlazeFace (full range) on the same 25 boxes: observed recall 1.0, 1 false positive."""
-    from tfdeblur import independent_detector as ind
+    from tfdeblur import detectors
 
-    det = ind.get("blazeface-full")
+    det = detectors.get("blazeface-full")
     assert det.name == "blazeface-full"
     images = [read_rgb(e["path"]) for e in multiface_gt]
     tp = fp = 0
@@ -148,7 +149,7 @@ def test_independent_detector(multiface_gt, small_lfw):
     from tfdeblur.imageio import find_images
 
     faces_uint8, _ = load_faces([p for p, _ in find_images(small_lfw)], size=256, limit=6)
-    short = ind.get("blazeface", batch_size=4)
+    short = detectors.get("blazeface", batch_size=4)
     batched = short.detect(faces_uint8)
     assert len(batched) == 6 and all(batched)
     for im, dets in zip(faces_uint8[:3], batched[:3]):
@@ -162,10 +163,10 @@ def test_independent_detector(multiface_gt, small_lfw):
         (lx, ly), (rx, ry) = dets[0].landmarks[:2]
         assert x1 < lx < rx < x2 and y1 < ly < y2
     with pytest.raises(ValueError):
-        ind.get("no-such-detector")
-    if "haar" not in ind.available():
-        with pytest.raises(ind.DetectorUnavailable, match="OpenCV"):
-            ind.get("haar")
+        detectors.get("no-such-detector")
+    if "haar" not in detectors.available():
+        with pytest.raises(detectors.DetectorUnavailable, match="OpenCV"):
+            detectors.get("haar")
 
 
 # ------------------------------------------------------------------------------- data
@@ -274,7 +275,7 @@ def _check_conditions(conds):
 
 def test_end_to_end(tmp_path, small_lfw, tiny_models, capsys):
     out = tmp_path / "eval"
-    rc = ev.evaluate_main(["--model", tiny_models[0], "--data-dir", small_lfw, "--limit", "10",
+    rc = cli.evaluate_main(["--model", tiny_models[0], "--data-dir", small_lfw, "--limit", "10",
                            "--output-dir", str(out), "--batch-size", "8"])
     assert rc == 0, capsys.readouterr().err
     m = json.loads((out / "metrics.json").read_text())
@@ -404,7 +405,7 @@ def test_metrics_are_deterministic(small_lfw, tiny_models):
 
 def test_ground_truth_mode(tmp_path, multiface_dir, tiny_models):
     out = tmp_path / "gt"
-    rc = ev.evaluate_main(["--model", tiny_models[0], "--ground-truth", os.path.join(multiface_dir, "testing.xml"),
+    rc = cli.evaluate_main(["--model", tiny_models[0], "--ground-truth", os.path.join(multiface_dir, "testing.xml"),
                            "--limit", "1", "-q", "--output-dir", str(out), "--precision", "bfloat16"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -428,24 +429,24 @@ def _one_line_error(capsys):
 
 def test_bad_inputs(tmp_path, small_lfw, tiny_models, capsys):
     out = str(tmp_path / "o")
-    assert ev.evaluate_main(["--model", str(tmp_path / "nope.keras"), "--data-dir", small_lfw, "--output-dir", out]) == 2
+    assert cli.evaluate_main(["--model", str(tmp_path / "nope.keras"), "--data-dir", small_lfw, "--output-dir", out]) == 2
     assert "no such file" in _one_line_error(capsys)
     bad = tmp_path / "bad.keras"
     bad.write_text("not a model")
-    assert ev.evaluate_main(["--model", str(bad), "--data-dir", small_lfw, "--output-dir", out]) == 2
+    assert cli.evaluate_main(["--model", str(bad), "--data-dir", small_lfw, "--output-dir", out]) == 2
     assert "bad.keras" in _one_line_error(capsys)
-    assert ev.evaluate_main(["--model", tiny_models[0], "--data-dir", str(tmp_path / "missing"), "--output-dir", out]) == 2
+    assert cli.evaluate_main(["--model", tiny_models[0], "--data-dir", str(tmp_path / "missing"), "--output-dir", out]) == 2
     assert "no such folder" in _one_line_error(capsys)
     os.makedirs(tmp_path / "empty")
-    assert ev.evaluate_main(["--model", tiny_models[0], "--data-dir", str(tmp_path / "empty"), "--output-dir", out]) == 2
+    assert cli.evaluate_main(["--model", tiny_models[0], "--data-dir", str(tmp_path / "empty"), "--output-dir", out]) == 2
     assert "no images" in _one_line_error(capsys)
     pairs = tmp_path / "pairs"
     _png(str(pairs / "sharp" / "x1.png"))
     _png(str(pairs / "blurred" / "y1.png"))
-    assert ev.evaluate_main(["--model", tiny_models[0], "--pairs-dir", str(pairs), "--output-dir", out]) == 2
+    assert cli.evaluate_main(["--model", tiny_models[0], "--pairs-dir", str(pairs), "--output-dir", out]) == 2
     line = _one_line_error(capsys)
     assert "x1" in line and "y1" in line and "unmatched" in line
-    assert ev.evaluate_main(["--model", tiny_models[0]]) == 2  # neither --data-dir nor --pairs-dir
+    assert cli.evaluate_main(["--model", tiny_models[0]]) == 2  # neither --data-dir nor --pairs-dir
     assert not os.path.exists(out)
 
 
@@ -458,7 +459,7 @@ def test_corrupt_image_is_skipped_exit_1(tmp_path, lfw_paths, tiny_models, capsy
         shutil.copy(p, d / os.path.basename(p))
     (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     out = tmp_path / "o"
-    rc = ev.evaluate_main(["--model", tiny_models[0], "--data-dir", str(d), "-q", "--output-dir", str(out),
+    rc = cli.evaluate_main(["--model", tiny_models[0], "--data-dir", str(d), "-q", "--output-dir", str(out),
                            "--independent", "none"])
     err = capsys.readouterr().err
     assert rc == 1, err
@@ -470,7 +471,9 @@ def test_corrupt_image_is_skipped_exit_1(tmp_path, lfw_paths, tiny_models, capsy
 def test_ground_truth_images_over_the_pixel_cap_are_skipped(multiface_dir, monkeypatch):
     """--ground-truth keeps each image's own size, so it shares deblur's megapixel cap (lowered
     here to 1 pixel: every image is refused from its header, none is decoded)."""
-    monkeypatch.setattr(ev, "DEFAULT_MAX_PIXELS", 1)
+    from tfdeblur.evaluation import datasets
+
+    monkeypatch.setattr(datasets, "DEFAULT_MAX_PIXELS", 1)
     log = SkipLog()
     with pytest.raises(ev.EvaluationError, match="none of the images"):
         ev.load_ground_truth(os.path.join(multiface_dir, "testing.xml"), limit=2, log=log)

@@ -1,5 +1,6 @@
 """Inference: ``deblur`` on any size, tiling with whole-image normalisation, model loading errors,
-the ``tfdeblur deblur`` command (files, folders, grayscale, RGBA, errors) and ``--faces``."""
+the ``tfdeblur deblur`` command's outputs (files, folders, grayscale, RGBA, bfloat16) and ``--faces``
+(its errors and flags: tests/test_cli.py)."""
 import os
 import re
 import subprocess
@@ -233,71 +234,6 @@ def test_cli_folder_sizes_names_gray_alpha(tmp_path, small_model_path):
         want = deblur(load_model(small_model_path), np.asarray(im.convert("RGB")))
     with Image.open(out / "odd.png") as im:
         assert np.array_equal(np.asarray(im), want)
-
-
-def _one_error_line(stderr):
-    lines = user_lines(stderr)
-    assert "Traceback" not in stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
-
-
-def test_cli_unwritable_output_is_one_line(tmp_path, small_model_path):
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the output folder's parent should be")
-    Image.fromarray(smooth_image(20, 20)).save(tmp_path / "a.png")
-    r = run_cli("deblur", tmp_path / "a.png", "-o", blocker / "out", "--model", small_model_path)
-    assert r.returncode == 2
-    assert "output folder" in _one_error_line(r.stderr)
-
-
-def test_cli_errors_in_process(tmp_path, capsys, small_model_path, monkeypatch):
-    img = tmp_path / "a.png"
-    Image.fromarray(smooth_image(20, 20)).save(img)
-    text_model = tmp_path / "model.keras"
-    text_model.write_text("hello")
-    blocker = tmp_path / "blocker"
-    blocker.write_text("x")
-    cases = [
-        (["--model", str(tmp_path / "missing.keras")], "not found"),
-        (["--model", str(text_model)], "not a Keras model"),
-        (["--model", small_model_path, "--batch-size", "0"], "--batch-size"),
-        (["--model", small_model_path, "--tile", "4"], "tile"),
-    ]
-    for extra, words in cases:
-        code = cli.main(["deblur", str(img), "-o", str(tmp_path / "out"), *extra])
-        err = capsys.readouterr().err
-        assert code == 2, (extra, err)
-        assert words in _one_error_line(err), err
-    with pytest.raises(SystemExit) as info:  # argparse's choices: its own one-line usage error
-        cli.main(["deblur", str(img), "-o", str(tmp_path / "out"), "--precision", "half"])
-    assert info.value.code == 2 and "--precision" in _one_error_line(capsys.readouterr().err)
-    code = cli.main(["deblur", str(img), "-o", str(blocker), "--model", small_model_path])
-    assert code == 2 and "not a folder" in _one_error_line(capsys.readouterr().err)
-    monkeypatch.setitem(inference.SHIPPED_MODELS, "default", str(tmp_path / "pretrained" / "generator.keras"))
-    code = cli.main(["deblur", str(img), "-o", str(tmp_path / "out_shipped")])  # no --model: the shipped one
-    assert code == 2 and "shipped model is not installed" in _one_error_line(capsys.readouterr().err)
-    code = cli.main(["export", "--format", "saved_model", "-o", str(tmp_path / "sm")])
-    assert code == 2 and "shipped model is not installed" in _one_error_line(capsys.readouterr().err)
-    assert not (tmp_path / "out_shipped").exists() and not (tmp_path / "sm").exists()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    code = cli.main(["deblur", str(empty), str(tmp_path / "nothing.jpg"), "-o", str(tmp_path / "o2"),
-                     "--model", small_model_path])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert user_lines(err)[-1] == "error: no images to deblur (inputs: .jpg, .jpeg, .png, .webp, .bmp files or folders)"
-    assert f"skipped {tmp_path / 'nothing.jpg'}: no such file or directory" in err
-    assert not (tmp_path / "o2").exists()  # refused before anything is written
-
-
-def test_cli_deblur_quiet_prints_no_progress_bar(tmp_path, lfw_paths, small_model_path, capsys):
-    out = tmp_path / "out"
-    code = cli.main(["deblur", lfw_paths[0], "-o", str(out), "--model", small_model_path, "-q"])
-    captured = capsys.readouterr()
-    assert code == 0 and (out / os.path.basename(lfw_paths[0])).is_file()
-    assert "image" not in captured.out and "━" not in captured.out  # no Progbar output
-    assert "deblurred 1 image into" in captured.err
 
 
 def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_model_path):

@@ -13,7 +13,7 @@ client sends pixels and gets pixels.
   (uint8 in and out at the boundary, float only for the conversion ops there).
 
 Every export verifies itself: the SavedModel is reloaded and compared with the Keras model; the
-TFLite model is run with ``tf.lite.Interpreter`` on sample images and its difference to Keras,
+TFLite model is run with LiteRT's interpreter (``ai-edge-litert``) on sample images and its difference to Keras,
 PSNR, size and latency are printed. Files are written to a temporary path and renamed into place,
 so a failed export leaves nothing half-written.
 """
@@ -22,21 +22,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 import warnings
 
 import numpy as np
 
-from tfdeblur.imageio import one_line, output_folder_problem
-from tfdeblur.inference import (
-    ModelLoadError,
-    check_model_file,
-    deblur,
-    load_model,
-    min_input_size,
-    model_multiple,
-)
+from tfdeblur.errors import one_line, output_folder_problem
+from tfdeblur.inference import deblur, min_input_size, model_multiple
+from tfdeblur.options import QUANTIZE_MODES
 
 __all__ = [
     "ExportError",
@@ -49,10 +42,8 @@ __all__ = [
     "run_tflite",
     "verify_tflite",
     "sample_images",
-    "export_command",
 ]
 
-QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 PARITY_TOLERANCE = 2  # /255, float32 exports vs Keras
 
 
@@ -93,8 +84,6 @@ def _checked(images):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(images)
-
-
 
 
 def _serve_fn(model, fixed_size: int | None = None):
@@ -344,13 +333,9 @@ class _quiet_tf:
 
 
 def _interpreter(blob, num_threads=None):
-    import tensorflow as tf
+    from tfdeblur.quiet import litert_interpreter
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (LiteRT)
-        it = tf.lite.Interpreter(model_content=blob, num_threads=num_threads or os.cpu_count())
-    it.allocate_tensors()
-    return it
+    return litert_interpreter(model_content=blob, num_threads=num_threads or os.cpu_count())
 
 
 def run_tflite(blob, images, num_threads=None):
@@ -513,45 +498,3 @@ def _report_tflite(r, calibration_dir, log) -> bool:
     if target:
         log(f"  {'OK' if ok else 'WARNING: missed'} ({target})")
     return ok
-
-
-# ------------------------------------------------------------------------------ CLI
-
-
-def export_command(args) -> int:
-    """``tfdeblur export``: 0 written and verified, 1 written but a parity target missed or some
-    calibration images skipped (one ``skipped PATH: reason`` line each), 2 error."""
-    def fail(msg):
-        print(f"error: {msg}", file=sys.stderr, flush=True)
-        return 2
-
-    if args.format == "saved_model" and (args.quantize != "none" or args.calibration_dir):
-        return fail("--quantize and --calibration-dir apply to --format tflite only")
-    if args.format == "tflite" and args.size < 1:
-        return fail("--size must be positive")
-    if args.calibration_dir is not None and not os.path.isdir(args.calibration_dir):
-        return fail(f"calibration folder {args.calibration_dir} not found")
-    if args.format == "tflite" and args.quantize == "int8" and args.calibration_dir is None:
-        return fail("--quantize int8 needs --calibration-dir (a folder of sharp face images)")
-    try:
-        check_model_file(args.model)
-        _check_output(args.output, is_dir=args.format == "saved_model")
-    except (ExportError, ModelLoadError) as e:
-        return fail(e)
-    from tfdeblur.imageio import SkipLog
-
-    skipped = SkipLog()
-    try:
-        model = load_model(args.model)
-        if args.format == "saved_model":
-            report = export_saved_model(model, args.output)
-        else:
-            report = export_tflite(model, args.output, size=args.size, quantize=args.quantize,
-                                   calibration_dir=args.calibration_dir, skip_log=skipped)
-    except (ExportError, ModelLoadError, ValueError) as e:
-        return fail(e)
-    except OSError as e:
-        return fail(f"cannot write {args.output}: {one_line(e)}")
-    tail = f"; {len(skipped)} unreadable calibration image(s) skipped" if len(skipped) else ""
-    print(f"wrote {report['path']}{tail}", flush=True)
-    return 0 if report.get("ok", True) and not len(skipped) else 1

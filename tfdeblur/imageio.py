@@ -7,16 +7,17 @@ warning line per skipped file and a summary count.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+from tfdeblur.errors import one_line, output_folder_problem  # noqa: F401  (also imported from here)
+from tfdeblur.options import DEFAULT_MAX_MEGAPIXELS
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -33,9 +34,6 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_PIXELS = 16_000 * 16_000  # bigger than any camera; beyond it we refuse rather than swap
 MIN_SIZE = 16  # read_rgb refuses images with a smaller side: upscaled, they are no face data
-# Images kept at their own size (deblur, blur --size 0, evaluate --ground-truth) above this are
-# refused from the header: bigger ones need several GB and minutes
-DEFAULT_MAX_MEGAPIXELS = 64.0
 DEFAULT_MAX_PIXELS = int(DEFAULT_MAX_MEGAPIXELS * 1e6)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-image
@@ -91,54 +89,6 @@ def find_images(inputs, log: SkipLog | None = None, extensions=IMAGE_EXTENSIONS)
         else:
             raise ImageError(f"{item}: no such file or directory")
     return out
-
-
-def one_line(e: BaseException, limit: int = 200) -> str:
-    """An exception as one short line for a message: OS errors by their errno text ("permission
-    denied", "symlink loop"), others by the first line of their message."""
-    if isinstance(e, OSError) and e.errno is not None:
-        if e.errno == errno.ELOOP:
-            return "symlink loop"
-        if e.errno in (errno.EACCES, errno.EPERM):
-            return "permission denied"
-        if e.errno == errno.ENOENT:
-            return "no such file or directory"
-        return os.strerror(e.errno).lower()
-    text = str(e).strip().splitlines()
-    msg = text[0] if text else type(e).__name__
-    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
-
-
-def output_folder_problem(path, create: bool = True) -> str | None:
-    """Why ``path`` cannot be an output folder, or None when it can.
-
-    ``create=True`` makes the folder and proves it writable with a probe file. ``create=False``
-    makes nothing: it checks the nearest existing ancestor (for a refusal before minutes of work
-    whose results would be written only at the end).
-    """
-    path = os.path.abspath(path)
-    if not create:
-        p = path
-        while not os.path.lexists(p) and os.path.dirname(p) != p:
-            p = os.path.dirname(p)
-        if not os.path.isdir(p):
-            return f"{p} is not a folder"
-        if not os.access(p, os.W_OK | os.X_OK):
-            return f"{p} is not writable"
-        return None
-    if os.path.lexists(path) and not os.path.isdir(path):
-        return f"{path} exists and is not a folder"
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        return f"cannot create {path}: {one_line(e)}"
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".tfdeblur-probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        return f"{path} is not writable: {one_line(e)}"
-    return None
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

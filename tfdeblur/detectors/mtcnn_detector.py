@@ -1,31 +1,24 @@
-"""Face detectors used for evaluation: MTCNN (the paper's) and an independent second detector.
-
-Every detector maps a batch of RGB uint8 images to one list of :class:`Face` per image.
-"""
+"""MTCNN (the paper's detector): the ``mtcnn`` package with its shipped weights, run in batches."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Face", "MTCNNDetector", "get_detector"]
+from tfdeblur.detectors.base import Face
 
+__all__ = ["MTCNNDetector"]
 
-@dataclass
-class Face:
-    box: np.ndarray  # [x1, y1, x2, y2] in pixels
-    confidence: float
-    landmarks: np.ndarray | None = None  # [5, 2] (x, y): left eye, right eye, nose, mouth L, mouth R
+_LANDMARK_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
 class MTCNNDetector:
-    """The ``mtcnn`` package's detector with its shipped weights, run in batches."""
+    """Landmarks are MTCNN's five points ``[5, 2]``: left eye, right eye, nose, mouth left, mouth right."""
 
     name = "mtcnn"
 
-    def __init__(self, batch_size: int = 32, min_face_size: int = 20):
+    def __init__(self, batch_size: int = 32, min_face_size: int = 20, thresholds: dict | None = None):
         import logging
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,6 +28,8 @@ class MTCNNDetector:
         self._mtcnn = MTCNN()
         self.batch_size = int(batch_size)
         self.min_face_size = int(min_face_size)
+        # Stage thresholds (threshold_pnet / _rnet / _onet); deblur_faces relaxes them for proposals.
+        self.thresholds = dict(thresholds or {})
 
     def detect(self, images) -> list[list[Face]]:
         images = list(images)
@@ -44,7 +39,8 @@ class MTCNNDetector:
             same = len({im.shape for im in chunk}) == 1
             groups = [chunk] if same else [[im] for im in chunk]  # mixed sizes: one at a time
             for group in groups:
-                result = self._mtcnn.detect_faces(group, min_face_size=self.min_face_size, box_format="xyxy")
+                result = self._mtcnn.detect_faces(group, min_face_size=self.min_face_size, box_format="xyxy",
+                                                  **self.thresholds)
                 if len(group) == 1 and (not result or isinstance(result[0], dict)):
                     result = [result]
                 for faces in result:
@@ -55,16 +51,5 @@ class MTCNNDetector:
 def _to_face(d: dict) -> Face:
     x1, y1, x2, y2 = (float(v) for v in d["box"])
     lm = d.get("keypoints")
-    landmarks = None
-    if lm:
-        order = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-        landmarks = np.array([lm[k] for k in order], dtype=np.float32)
+    landmarks = np.array([lm[k] for k in _LANDMARK_ORDER], dtype=np.float32) if lm else None
     return Face(np.array([x1, y1, x2, y2], np.float32), float(d["confidence"]), landmarks)
-
-
-def get_detector(name: str, **kwargs):
-    if name == "mtcnn":
-        return MTCNNDetector(**kwargs)
-    from tfdeblur import independent_detector  # noqa: F401  (second detector lives there)
-
-    return independent_detector.get(name, **kwargs)
