@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
+from tfdeblur.errors import one_line
 from tfdeblur.export import ExportError, _check_output, _psnr, _quiet_tf, _smooth_images, _tmp_sibling
-from tfdeblur.imageio import one_line
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -41,6 +41,9 @@ PARITY_TOLERANCE = 1  # /255: uint8 ONNX output vs uint8 Keras output
 PARITY_SIZES = ((256, 256), (200, 264), (61, 83))
 
 
+_NEEDS = "--format onnx needs tf2onnx and onnxruntime (pip install 'tfdeblur[onnx]')"
+
+
 class OnnxExportError(ExportError):
     """An ONNX export that cannot be done (conversion or check failed); str() is one line."""
 
@@ -49,16 +52,29 @@ class OnnxUnavailableError(OnnxExportError):
     """tf2onnx or onnxruntime is missing or cannot be imported on this platform."""
 
 
-def require_onnx():
-    """Import and return ``(tf2onnx, onnxruntime)``, or raise :class:`OnnxUnavailableError`."""
+def require_onnx(import_now: bool = True):
+    """Import and return ``(tf2onnx, onnxruntime)``, or raise :class:`OnnxUnavailableError`.
+
+    ``import_now=False`` only checks that both are installed, without importing them (tf2onnx
+    imports TensorFlow): for a command to refuse before it loads TensorFlow; returns None.
+    """
+    if not import_now:
+        import importlib.util
+
+        for name in ("tf2onnx", "onnxruntime"):
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+                found = False
+            if not found:
+                raise OnnxUnavailableError(f"{_NEEDS}: {name} is not installed")
+        return None
     try:
         with _quiet_tf():
             import onnxruntime
             import tf2onnx
     except Exception as e:  # ImportError, or a protobuf/numpy clash raised while importing
-        raise OnnxUnavailableError(
-            f"--format onnx needs tf2onnx and onnxruntime (pip install 'tfdeblur[onnx]'): {one_line(e)}"
-        ) from None
+        raise OnnxUnavailableError(f"{_NEEDS}: {one_line(e)}") from None
     return tf2onnx, onnxruntime
 
 
@@ -161,10 +177,10 @@ def export_onnx(model, path, opset: int = DEFAULT_OPSET, verify: bool = True, fa
     """Convert ``model`` to ONNX, check it with onnxruntime, and write it to ``path``.
 
     ``batches``: uint8 ``[N, H, W, 3]`` images for the check (default :func:`parity_images` of
-    ``faces_dir``; ``skip_log`` collects its unreadable files). Returns a report dict (``path``, ``opset``, ``size_bytes``, and with ``verify``
-    ``max_abs_diff``, ``mean_abs_diff``, ``psnr_vs_keras``, ``checked``, ``ok``: max abs
-    difference within :data:`PARITY_TOLERANCE`). Raises :class:`OnnxExportError`; nothing is
-    written unless conversion and check ran.
+    ``faces_dir``; ``skip_log`` collects its unreadable files). Returns a report dict (``path``,
+    ``opset``, ``size_bytes``, and with ``verify`` ``max_abs_diff``, ``mean_abs_diff``,
+    ``psnr_vs_keras``, ``checked``, ``ok``: max abs difference within :data:`PARITY_TOLERANCE`).
+    Raises :class:`OnnxExportError`; nothing is written unless conversion and check ran.
     """
     require_onnx()
     _check_output(path, is_dir=False)
@@ -181,14 +197,15 @@ def export_onnx(model, path, opset: int = DEFAULT_OPSET, verify: bool = True, fa
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _log_report(report, faces_dir, log)
+    source = "the given images" if batches is not None else (
+        f"blurred faces from {faces_dir}" if faces_dir else "synthetic images")
+    _log_report(report, source, log)
     return report
 
 
-def _log_report(r, faces_dir, log):
+def _log_report(r, source, log):
     log(f"ONNX (opset {r['opset']}), images uint8 [N, H, W, 3] -> restored uint8: {r['size_bytes'] / 1e6:.2f} MB")
     if "max_abs_diff" in r:
-        src = f"blurred faces from {faces_dir}" if faces_dir else "images"
-        log(f"  onnxruntime vs Keras on {src} ({', '.join(r['checked'])}): max |diff| {r['max_abs_diff']}/255, "
+        log(f"  onnxruntime vs Keras on {source} ({', '.join(r['checked'])}): max |diff| {r['max_abs_diff']}/255, "
             f"mean {r['mean_abs_diff']:.2g}/255, PSNR {r['psnr_vs_keras']:.2f} dB")
         log(f"  {'OK' if r['ok'] else 'WARNING: missed'} (target: max |diff| <= {PARITY_TOLERANCE}/255)")
