@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Face-detection evaluation: ``python evaluate.py [--model PATH ...] (--data-dir DIR | --pairs-dir DIR) ...``
 
-See ``python evaluate.py --help`` and tfdeblur/evaluation.py.
+See ``python evaluate.py --help``, tfdeblur/commands/evaluate.py and the tfdeblur/evaluation/ package.
 """
 import sys
 

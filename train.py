@@ -1,6 +1,6 @@
 """Train a deblurring GAN: ``python train.py --gan lsgan [--config configs/cpu.yaml] ...``.
 
-Only parses flags; the logic lives in ``tfdeblur.training.train``.
+Only parses flags (tfdeblur/commands/train.py); the logic lives in ``tfdeblur.training.train``.
 """
 import sys
 

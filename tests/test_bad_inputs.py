@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 
 from tfdeblur import cli
-from tfdeblur import evaluation as ev
+from tfdeblur.evaluation import runner
 from tfdeblur.imageio import SkipLog, read_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -338,9 +338,9 @@ class _CentreDetector:
 
 def test_evaluate(corpus, small_model_path, tmp_path, monkeypatch, capsys):
     ok, skipped = corpus.expected("rgb")
-    monkeypatch.setitem(ev._MTCNN_CACHE, 4, _CentreDetector())
+    monkeypatch.setitem(runner.MTCNN_CACHE, 4, _CentreDetector())
     out = tmp_path / "eval"
-    code, stdout, err = call(ev.evaluate_main, [
+    code, stdout, err = call(cli.evaluate_main, [
         "--model", small_model_path, "--data-dir", corpus.root, "--limit", "20", "--batch-size", "4",
         "--independent", "none", "-q", "--output-dir", str(out)], capsys)
     assert code == 1, err
@@ -436,7 +436,7 @@ def _argv(kind, where, model, tmp):
     return {
         "blur": (cli.main, ["blur", where, str(tmp / "o")]),
         "deblur": (cli.main, ["deblur", where, "-o", str(tmp / "o"), "--model", model]),
-        "evaluate": (ev.evaluate_main, ["--model", model, "--data-dir", where, "-q", "--output-dir", str(tmp / "o")]),
+        "evaluate": (cli.evaluate_main, ["--model", model, "--data-dir", where, "-q", "--output-dir", str(tmp / "o")]),
         "export": (cli.main, ["export", "--model", model, "--format", "tflite", "-o", str(tmp / "g.tflite"),
                               "--size", "32", "--quantize", "int8", "--calibration-dir", where]),
     }[kind]
@@ -514,7 +514,7 @@ def test_usage_errors_are_one_line_exit_2(label, entry, argv, words, corpus, sma
     subs = {"model": small_model_path, "faces": str(faces), "tmp": str(tmp_path), "file": str(blocker),
             "not_a_model": not_a_model}
     argv = [a.format(**subs) for a in argv]
-    fn = ev.evaluate_main if entry == "evaluate" else cli.main
+    fn = cli.evaluate_main if entry == "evaluate" else cli.main
     before = sorted(os.listdir(tmp_path))
     code, out, err = call(fn, argv, capsys)
     assert code == 2, (label, err)

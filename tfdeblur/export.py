@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from tfdeblur.errors import one_line, output_folder_problem
+from tfdeblur.files import atomic_path
 from tfdeblur.inference import deblur, min_input_size, model_multiple
 from tfdeblur.options import QUANTIZE_MODES
 
@@ -459,14 +460,8 @@ def export_tflite(model, output_path, size: int = 256, quantize: str = "none", c
     if verify:
         report.update(verify_tflite(model, blob, blurred, sharp))
         report["ok"] = _report_tflite(report, calibration_dir, log)
-    tmp = _tmp_sibling(output_path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, output_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(output_path) as tmp, open(tmp, "wb") as f:
+        f.write(blob)
     return report
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from tfdeblur.errors import one_line, output_folder_problem  # noqa: F401  (also imported from here)
+from tfdeblur.files import atomic_path
 from tfdeblur.options import DEFAULT_MAX_MEGAPIXELS
 
 __all__ = [
@@ -203,11 +204,6 @@ def write_image(path, rgb: np.ndarray, alpha: np.ndarray | None = None, quality:
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(ext, "PNG")
     if fmt in ("JPEG", "BMP") and im.mode == "RGBA":
         im = im.convert("RGB")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(path) as tmp:
         im.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

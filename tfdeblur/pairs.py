@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tfdeblur.errors import one_line, output_folder_problem
+from tfdeblur.files import atomic_path
 from tfdeblur.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, SkipLog, find_images, read_rgb, write_image
 
 __all__ = ["PairsError", "PairsSummary", "write_pairs", "pair_stems", "load_kernel_bank"]
@@ -283,16 +284,11 @@ def _write_kernels_npz(out_dir, writer, meta, with_bank_index):
     if with_bank_index:
         extra["bank_index"] = np.array(writer.bank_index, np.int64)
     npz = os.path.join(out_dir, "kernels.npz")
-    tmp = f"{npz}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(npz) as tmp, open(tmp, "wb") as f:
             kb.save_bank(f, kb.pad_kernels(writer.kernels), meta, **extra)
-        os.replace(tmp, npz)
     except OSError as e:
         raise PairsError(f"cannot write {npz!r} ({(e.strerror or str(e)).lower()})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kernels_path=None, preset="eval",

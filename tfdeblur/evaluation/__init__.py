@@ -29,7 +29,7 @@ Modules: :mod:`~tfdeblur.evaluation.datasets` (what is evaluated), :mod:`~.match
 """
 
 from tfdeblur.evaluation.common import (
-    CONDITIONS, EVAL_SIZE, IOU_THRESHOLD, PAPER_TABLE1, REPORT_ROWS, EvaluationError,  # noqa: F401
+    CONDITIONS, EVAL_SIZE, IOU_THRESHOLD, PAPER_TABLE1, REPORT_ROWS, EvaluationError,
 )
 from tfdeblur.evaluation.datasets import (
     EvalData, load_data_dir, load_ground_truth, load_imglab_xml, load_pairs_dir, match_pairs, stem_key,
@@ -40,11 +40,13 @@ from tfdeblur.evaluation.matching import (
 )
 from tfdeblur.evaluation.metrics import condition_metrics, image_quality
 from tfdeblur.evaluation.report import write_report
-from tfdeblur.evaluation.runner import _MTCNN_CACHE, ModelRun, deblur_images, evaluate_models, load_models, model_measures  # noqa: F401
+from tfdeblur.evaluation.runner import ModelRun, deblur_images, evaluate_models, load_models, model_measures
 from tfdeblur.evaluation.statistics import mcnemar_exact, mcnemar_test, mean_ci95, paired_difference, wilson_interval
 
 __all__ = [
     "EVAL_SIZE",
+    "IOU_THRESHOLD",
+    "REPORT_ROWS",
     "CONDITIONS",
     "PAPER_TABLE1",
     "EvaluationError",
@@ -75,16 +77,5 @@ __all__ = [
     "ModelRun",
     "model_measures",
     "write_report",
-    "evaluate_parser",
-    "evaluate_main",
 ]
 
-
-def __getattr__(name):
-    # The command lives in tfdeblur.commands.evaluate (which imports this package); these two
-    # names stay importable from here, resolved on first use.
-    if name in ("evaluate_parser", "evaluate_main"):
-        from tfdeblur.commands import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module 'tfdeblur.evaluation' has no attribute {name!r}")

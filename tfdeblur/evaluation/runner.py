@@ -108,7 +108,7 @@ def deblur_images(model, images, batch_size: int = 16, progress=None) -> tuple[l
 # -------------------------------------------------------------------------------------- run
 
 
-_MTCNN_CACHE: dict = {}  # one MTCNN per process and batch size: building it costs seconds
+MTCNN_CACHE: dict = {}  # one MTCNN per process and batch size: building it costs seconds
 
 
 def _progress(total, verbose):
@@ -132,9 +132,9 @@ def _build_detectors(detector, independent, batch_size):
     from tfdeblur import detectors as det
 
     if detector is None:
-        if batch_size not in _MTCNN_CACHE:
-            _MTCNN_CACHE[batch_size] = det.MTCNNDetector(batch_size=batch_size)
-        detector = _MTCNN_CACHE[batch_size]
+        if batch_size not in MTCNN_CACHE:
+            MTCNN_CACHE[batch_size] = det.MTCNNDetector(batch_size=batch_size)
+        detector = MTCNN_CACHE[batch_size]
     unavailable = None
     if isinstance(independent, str):
         try:
