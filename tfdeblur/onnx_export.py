@@ -18,7 +18,8 @@ import os
 import numpy as np
 
 from tfdeblur.errors import one_line
-from tfdeblur.export import ExportError, _check_output, _psnr, _quiet_tf, _smooth_images, _tmp_sibling
+from tfdeblur.export import ExportError, _check_output, _psnr, _quiet_tf, _smooth_images
+from tfdeblur.files import atomic_path
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -189,14 +190,8 @@ def export_onnx(model, path, opset: int = DEFAULT_OPSET, verify: bool = True, fa
     if verify:
         report.update(verify_onnx(model, blob, parity_images(faces_dir, log=skip_log) if batches is None else batches))
         report["ok"] = report["max_abs_diff"] <= PARITY_TOLERANCE
-    tmp = _tmp_sibling(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(blob)
     source = "the given images" if batches is not None else (
         f"blurred faces from {faces_dir}" if faces_dir else "synthetic images")
     _log_report(report, source, log)
