@@ -44,7 +44,7 @@ def test_shipped_configs_load():
 def test_every_config_loads_with_a_valid_blur_and_models(name):
     """What train.py checks only once data is loaded: the blur parameters and the model options."""
     from tfdeblur.models import build_discriminator, build_generator
-    from tfdeblur.training import kernel_params_from_config
+    from tfdeblur.blur import kernel_params_from_config
 
     cfg = load_config(os.path.join(REPO, "configs", name))
     params = kernel_params_from_config(cfg["data"]["blur"])
@@ -57,7 +57,7 @@ def test_distill_config_starts_from_the_shipped_fast_generator_and_distils_the_d
     import keras
 
     from tfdeblur.models import build_generator
-    from tfdeblur.training import copy_weights_by_name
+    from tfdeblur.weights import copy_weights_by_name
 
     cfg = load_config(os.path.join(REPO, "configs", "cpu-fast-distill.yaml"))
     t = cfg["train"]
@@ -78,7 +78,7 @@ def test_finetune_configs_start_from_the_shipped_generator(name):
     blocks only. (The ngf-24 configs: the fast model; the default is ngf 32 since stage 5.)"""
     from tfdeblur.inference import SHIPPED_MODELS, load_model
     from tfdeblur.models import build_generator, count_res_blocks
-    from tfdeblur.training import copy_weights_by_name
+    from tfdeblur.weights import copy_weights_by_name
 
     cfg = load_config(os.path.join(REPO, "configs", name))
     generator = build_generator(**cfg["model"]["generator"])
@@ -170,6 +170,14 @@ def test_yaml_errors(tmp_path):
     ("train.beta_1", 1.0, "train.beta_1"),
     ("train.seed", "x", "train.seed"),
     ("train.debug_nan_at_step", 0, "train.debug_nan_at_step"),
+    ("model.generator.ngf", "8", "model.generator.ngf must be a positive integer"),
+    ("model.generator.n_blocks", -1, "model.generator.n_blocks must be an integer >= 0"),
+    ("model.generator.stem_kernel", 4, "model.generator.stem_kernel must be an odd positive integer"),
+    ("model.generator.block", "fancy", "model.generator.block must be one of basic, separable, inverted"),
+    ("model.generator.pixel_shuffle", 3, "model.generator.pixel_shuffle must be one of 1, 2, 4"),
+    ("model.generator.norm", "batch", "model.generator.norm"),
+    ("model.discriminator.n_layers", 0, "model.discriminator.n_layers"),
+    ("model.discriminator.ndf", 1.5, "model.discriminator.ndf"),
 ])
 def test_validate_rejects(key, value, match):
     cfg = copy.deepcopy(DEFAULTS)
@@ -256,7 +264,7 @@ def test_wider_config_grows_the_shipped_default_into_the_same_function():
     generator must compute what the shipped one does, or its training would start from scratch."""
     from tfdeblur.inference import load_model
     from tfdeblur.models import build_generator
-    from tfdeblur.training import copy_weights_by_name
+    from tfdeblur.weights import copy_weights_by_name
 
     cfg = load_config(os.path.join(REPO, "configs", "cpu-wider.yaml"))
     t = cfg["train"]
@@ -267,3 +275,27 @@ def test_wider_config_grows_the_shipped_default_into_the_same_function():
     copy_weights_by_name(shipped, generator, grow=True)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(generator(x, training=False), shipped(x, training=False), atol=1e-4)
+
+
+def test_model_section_replaced_whole_is_checked_key_by_key():
+    # a mapping set whole (--set model.generator={...} or an override dict) can carry any key
+    cfg = copy.deepcopy(DEFAULTS)
+    set_dotted(cfg, "model.generator", {"ngf": 8, "width": 3})
+    with pytest.raises(ConfigError, match="unknown config key.*model.generator.width"):
+        validate(cfg)
+    set_dotted(cfg, "model.generator", {"ngf": 8, "n_blocks": 1})  # partial: the builder's defaults fill in
+    validate(cfg)
+
+
+def test_old_configs_with_removed_keys_still_load(tmp_path):
+    # runs written before train.image_every was removed keep their config.yaml resumable
+    cfg = load_config(_write(tmp_path, "train:\n  steps: 3\n  image_every: 1\n"))
+    assert cfg["train"]["steps"] == 3 and "image_every" not in cfg["train"]
+
+
+def test_default_config_is_this_checkouts_cpu_config_from_any_folder(tmp_path, monkeypatch):
+    from tfdeblur.config import default_config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path() == os.path.join(REPO, "configs", "cpu.yaml")
+    assert load_config(default_config_path())["model"]["generator"]["pixel_shuffle"] == 2

@@ -23,8 +23,6 @@ import time
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import tfdeblur  # noqa: F401
 import keras
@@ -33,8 +31,8 @@ import tensorflow as tf
 from tfdeblur import models as tfmodels
 from tfdeblur.cli import train_main
 from tfdeblur.config import load_config
-from tfdeblur.imageio import read_image
-from tfdeblur.training import TrainingError, _lr_at, copy_weights_by_name, train
+from tfdeblur.training import TrainingError, learning_rate_at, train
+from tfdeblur.weights import copy_weights_by_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Scripts run from a temp dir must import this checkout's tfdeblur, installed or not.
@@ -157,7 +155,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     from tfdeblur.gan import make_gan
     from tfdeblur.losses import ContentLoss
     from tfdeblur.models import build_discriminator, build_generator
-    from tfdeblur.training import _make_strategy, train
+    from tfdeblur.training import make_strategy, train
 
     cfg_path, out_dir, tiny = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     cfg = yaml.safe_load(open(cfg_path))
@@ -184,7 +182,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     init = (ref.generator.get_weights(), ref.discriminator.get_weights())
     ref_logs = tf.function(ref.train_step)(batch)
 
-    mirrored = _make_strategy("mirrored")
+    mirrored = make_strategy("mirrored")
     report["replicas"] = mirrored.num_replicas_in_sync
     gan = make(mirrored, init)
     ds = tf.data.Dataset.from_tensor_slices(batch).batch(4)
@@ -265,8 +263,8 @@ def background(request, small_lfw, tmp_path_factory):
 # ------------------------------------------------------------------------------------ schedule
 
 def test_lr_schedule_constant_then_linear_to_zero():
-    assert [_lr_at(s, 10, 1.0, 0.5) for s in (0, 4, 5, 6, 9, 10)] == [1.0, 1.0, 1.0, 0.8, 0.2, 0.0]
-    assert _lr_at(7, 10, 2e-4, 1.0) == 2e-4  # decay_start 1: constant
+    assert [learning_rate_at(s, 10, 1.0, 0.5) for s in (0, 4, 5, 6, 9, 10)] == [1.0, 1.0, 1.0, 0.8, 0.2, 0.0]
+    assert learning_rate_at(7, 10, 2e-4, 1.0) == 2e-4  # decay_start 1: constant
 
 
 # ------------------------------------------------------------------------------- exact resume
@@ -356,15 +354,15 @@ def test_copy_weights_by_name_grow_starts_a_wider_deeper_generator_as_the_same_f
 
 
 def test_init_grow_refuses_a_generator_that_would_not_start_as_the_source(tmp_path):
-    from tfdeblur.training import _init_from
+    from tfdeblur.training import init_models_from
 
     source = tmp_path / "narrow.keras"
     tfmodels.build_generator(**TINY_G).save(source)
     grown = tfmodels.build_generator(**{**TINY_G, "ngf": 12})
-    _init_from(str(source), grown, None, grow=True)  # wider: accepted
+    init_models_from(str(source), grown, None, grow=True)  # wider: accepted
     # a larger stem kernel has every weight shape >= the source's, but is another function
     with pytest.raises(TrainingError, match="init_grow: this generator does not start as"):
-        _init_from(str(source), tfmodels.build_generator(**{**TINY_G, "ngf": 12, "stem_kernel": 5}), None, grow=True)
+        init_models_from(str(source), tfmodels.build_generator(**{**TINY_G, "ngf": 12, "stem_kernel": 5}), None, grow=True)
 
 
 def test_init_from_a_generator_with_more_blocks_trains(small_lfw, tmp_path, capsys):
@@ -517,7 +515,7 @@ def test_nonfinite_skip_halves_lr_and_continues(skip_then_disk_full):
     assert int(arrays["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 3
     assert float(arrays["lr_scale/.ATTRIBUTES/VARIABLE_VALUE"]) == 0.5
     assert int(arrays["g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 2  # step 2 was not applied
-    # step 3 ran at half the scheduled rate: _lr_at(2 of 4, decay from 2) = 1e-3, halved
+    # step 3 ran at half the scheduled rate: learning_rate_at(2 of 4, decay from 2) = 1e-3, halved
     assert float(arrays["g_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE"]) == pytest.approx(5e-4)
     assert all(np.isfinite(v).all() for k, v in arrays.items()
                if np.issubdtype(v.dtype, np.floating) and not k.startswith("best_psnr"))
@@ -568,9 +566,10 @@ def test_unusable_data_folder_is_refused_before_models(small_lfw, tmp_path, monk
 
 
 @pytest.mark.parametrize("override,words", [
-    ("model.generator.upsample=cubic", "model: upsample must be"),
-    ("model.generator={ngf: 8, width: 3}", "model: "),
-    ("model.discriminator.ndf=0", "model: "),
+    # checked with the config (tfdeblur.config.validate), before the data or any model
+    ("model.generator.upsample=cubic", "model.generator.upsample must be one of transpose, bilinear, nearest"),
+    ("model.generator={ngf: 8, width: 3}", "unknown config key(s) model.generator.width"),
+    ("model.discriminator.ndf=0", "model.discriminator.ndf must be a positive integer, got 0"),
 ])
 def test_bad_model_config_is_one_line(small_lfw, tmp_path, capsys, override, words):
     cfg = tiny_cfg(small_lfw)
@@ -654,55 +653,6 @@ def test_bfloat16_mixed_precision_trains_and_saves_a_generator_that_loads_as_flo
     assert np.abs(g(x).numpy() - saved(x).numpy()).max() < 0.05  # the same weights, other rounding
     with pytest.raises(TrainingError, match="float16 or bfloat16"):
         train(cfg, str(tmp_path / "bad"), mixed_precision="int8", verbose=0)
-
-
-# ------------------------------------------------------------------- image decoding (properties)
-
-MODES = ["L", "RGB", "RGBA", "P", "P+transparency", "I;16"]
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mode=st.sampled_from(MODES), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 2**31 - 1))
-def test_read_image_modes_property(tmp_path, mode, h, w, seed):
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    alpha = None
-    if mode == "L":
-        arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
-        im, rgb = Image.fromarray(arr, "L"), np.repeat(arr[..., None], 3, axis=2)
-    elif mode == "RGB":
-        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        im = Image.fromarray(rgb, "RGB")
-    elif mode == "RGBA":
-        rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
-        im, rgb, alpha = Image.fromarray(rgba, "RGBA"), rgba[..., :3], rgba[..., 3]
-    elif mode.startswith("P"):
-        palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
-        idx = rng.integers(0, 16, (h, w), dtype=np.uint8)
-        im = Image.fromarray(idx, "P")
-        im.putpalette(palette.tobytes())
-        rgb = palette[idx]
-        if mode == "P+transparency":
-            im.info["transparency"] = int(idx[0, 0])
-            alpha = np.where(idx == idx[0, 0], 0, 255).astype(np.uint8)
-    else:  # 16-bit grayscale, full range (one pixel pinned high so the 16-bit scale is certain)
-        arr = rng.integers(0, 65536, (h, w), dtype=np.uint16)
-        arr[0, 0] = 65535
-        im = Image.fromarray(arr)  # uint16 -> mode I;16
-        assert im.mode == "I;16"
-        rgb = np.repeat(np.round(arr / 257.0).astype(np.uint8)[..., None], 3, axis=2)
-    path = tmp_path / f"img_{mode.replace(';', '').replace('+', '_')}_{h}x{w}.png"
-    kwargs = {"transparency": im.info["transparency"]} if mode == "P+transparency" else {}
-    im.save(path, **kwargs)
-    got_rgb, got_alpha = read_image(path)
-    assert got_rgb.dtype == np.uint8 and got_rgb.shape == (h, w, 3) and got_rgb.flags["C_CONTIGUOUS"]
-    np.testing.assert_array_equal(got_rgb, rgb)
-    if alpha is None:
-        assert got_alpha is None
-    else:
-        assert got_alpha is not None and got_alpha.dtype == np.uint8 and got_alpha.shape == (h, w)
-        np.testing.assert_array_equal(got_alpha, alpha)
 
 
 # -------------------------------------------------------------------- process-level (collected)

@@ -8,7 +8,36 @@ import re
 
 import yaml
 
-__all__ = ["DEFAULTS", "ConfigError", "load_config", "load_yaml", "merge", "set_dotted", "validate"]
+__all__ = ["DEFAULTS", "GAN_LOSSES", "GENERATOR_CHOICES", "PRECISIONS", "ConfigError", "default_config_path", "load_config",
+           "load_yaml", "merge", "set_dotted", "validate"]
+
+# The adversarial losses (tfdeblur.gan.GAN_CLASSES maps them to models); kept here, free of
+# TensorFlow, so that flag parsing can offer them without importing it.
+GAN_LOSSES = ("gan", "lsgan", "wgan-gp")
+# The compute precisions a generator can run in (tfdeblur.models.with_precision), for the same reason.
+PRECISIONS = ("float32", "bfloat16")
+
+# The generator options that take one of a few values (tfdeblur.models.build_generator checks
+# the same lists); the other model options are integers.
+GENERATOR_CHOICES = {
+    "upsample": ("transpose", "bilinear", "nearest"),
+    "block": ("basic", "separable", "inverted"),
+    "norm": ("group", "fused"),
+    "pixel_shuffle": (1, 2, 4),
+}
+
+# Keys that older versions wrote (e.g. into a run's config.yaml): accepted and ignored, so an old
+# run can still be resumed with its own config.
+_REMOVED_KEYS = {"train.image_every"}
+
+# The configuration ``train.py`` uses without --config: this checkout's configs/cpu.yaml (found
+# from the package, so it does not depend on the current folder); absent in an installed copy.
+_REPO_DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "cpu.yaml")
+
+
+def default_config_path() -> str | None:
+    """configs/cpu.yaml of this checkout if it exists (None: the built-in DEFAULTS alone)."""
+    return _REPO_DEFAULT if os.path.isfile(_REPO_DEFAULT) else None
 
 
 class _Loader(yaml.SafeLoader):
@@ -80,7 +109,6 @@ DEFAULTS: dict = {
         "distill_from": None,  # a larger generator (.keras) whose restorations G also imitates
         "distill_weight": 1.0,  # Charbonnier to the teacher's restoration; used with distill_from
         "debug_nan_at_step": None,  # test hook: feed a NaN batch at this step
-        "image_every": 1,  # image grid every N epochs
     },
 }
 
@@ -123,11 +151,12 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
             with open(path) as f:
                 loaded = load_yaml(f) or {}
         except yaml.YAMLError as e:
-            from tfdeblur.imageio import one_line
+            from tfdeblur.errors import one_line
 
             raise ConfigError(f"config file {path!r} is not valid YAML: {one_line(e)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path!r} must hold a mapping")
+        _drop_removed_keys(loaded)
         unknown = _unknown_keys(DEFAULTS, loaded)
         if unknown:
             raise ConfigError(f"config file {path!r}: unknown key(s) {', '.join(unknown)}")
@@ -142,6 +171,13 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
 _FREE_FORM = {"data.blur", "train.content"}
 
 
+def _drop_removed_keys(loaded: dict) -> None:
+    for key in _REMOVED_KEYS:
+        section, name = key.split(".")
+        if isinstance(loaded.get(section), dict):
+            loaded[section].pop(name, None)
+
+
 def _unknown_keys(ref: dict, d: dict, prefix="") -> list:
     out = []
     for k, v in d.items():
@@ -154,9 +190,11 @@ def _unknown_keys(ref: dict, d: dict, prefix="") -> list:
 
 
 def validate(cfg: dict) -> None:
+    """Raise a one-line ConfigError for the first invalid value (checked before any data or model
+    is touched, so a typo never surfaces as a late TypeError)."""
     t, d = cfg["train"], cfg["data"]
-    if t["gan"] not in ("gan", "lsgan", "wgan-gp"):
-        raise ConfigError(f"train.gan must be gan, lsgan or wgan-gp, got {t['gan']!r}")
+    if t["gan"] not in GAN_LOSSES:
+        raise ConfigError(f"train.gan must be {', '.join(GAN_LOSSES[:-1])} or {GAN_LOSSES[-1]}, got {t['gan']!r}")
     for key in ("steps", "batch_size", "checkpoint_every", "steps_per_epoch", "n_critic", "keep_checkpoints"):
         v = t[key]
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -194,6 +232,36 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"data.border_fraction must be a number in [0, 1], got {d['border_fraction']!r}")
     if not isinstance(d["crop"], int) or d["crop"] < 16 or d["crop"] > d["image_size"]:
         raise ConfigError(f"data.crop must be an integer in [16, data.image_size], got {d['crop']!r}")
+    _validate_model(cfg["model"])
+
+
+# The integer model options and their least value (None: any positive odd number).
+_MODEL_INTEGERS = {"generator": {"ngf": 1, "n_blocks": 0, "n_down": 1, "stem_kernel": None},
+                   "discriminator": {"ndf": 1, "n_layers": 1}}
+
+
+def _validate_model(model: dict) -> None:
+    if not isinstance(model, dict):
+        raise ConfigError(f"model must be a mapping with generator and discriminator, got {model!r}")
+    unknown = _unknown_keys(DEFAULTS["model"], model, "model.")
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(unknown)}")
+    for part, ints in _MODEL_INTEGERS.items():
+        section = model.get(part) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"model.{part} must be a mapping of options, got {section!r}")
+        for key, value in section.items():
+            name = f"model.{part}.{key}"
+            if key in GENERATOR_CHOICES:
+                choices = GENERATOR_CHOICES[key]
+                if value not in choices or isinstance(value, bool):
+                    raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+            elif ints[key] is None:
+                if not _is_int(value) or value < 1 or value % 2 == 0:
+                    raise ConfigError(f"{name} must be an odd positive integer, got {value!r}")
+            elif not _is_int(value) or value < ints[key]:
+                least = "a positive integer" if ints[key] else "an integer >= 0"
+                raise ConfigError(f"{name} must be {least}, got {value!r}")
 
 
 def _is_int(v) -> bool:

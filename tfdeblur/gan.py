@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from tfdeblur import losses as L
+from tfdeblur.config import GAN_LOSSES
 
 __all__ = ["DeblurGAN", "GAN", "LSGAN", "WGANGP", "GAN_CLASSES", "make_gan", "make_compiled_gan"]
 
@@ -28,8 +29,6 @@ def _replicas():
 
 class DeblurGAN(keras.Model):
     """Holds generator G and discriminator D; subclasses define the adversarial loss."""
-
-    gan_name = "base"
 
     def __init__(self, generator, discriminator, content_loss, content_weight=1.0, adv_weight=0.01,
                  teacher=None, distill_weight=0.0, **kwargs):
@@ -151,19 +150,18 @@ class DeblurGAN(keras.Model):
         self.nonfinite_tracker.update_state(1.0 - tf.cast(ok, tf.float32))
         return {m.name: m.result() for m in self.metrics}
 
-    def test_step(self, data):
+    def train_step(self, data):
+        """One discriminator step, then one generator step, on the same batch (the gradient
+        penalty's GAN overrides this with ``n_critic`` critic steps)."""
         blurred, sharp = data
-        restored = self.generator(blurred, training=False)
-        psnr = tf.image.psnr(restored, sharp, max_val=2.0)
-        ssim = tf.image.ssim(restored, sharp, max_val=2.0)
-        return {"psnr": tf.reduce_mean(psnr), "ssim": tf.reduce_mean(ssim)}
+        d_loss, _, d_ok = self._discriminator_step(blurred, sharp)
+        g_adv, g_content, g_ok = self._generator_step(blurred, sharp)
+        return self._report(g_adv, g_content, d_loss, 0.0, tf.logical_and(d_ok, g_ok))
 
 
 @keras.saving.register_keras_serializable(package="tfdeblur")
 class GAN(DeblurGAN):
     """Original GAN: binary cross-entropy on D's logits."""
-
-    gan_name = "gan"
 
     def discriminator_loss(self, real_logits, fake_logits):
         return L.bce_discriminator_loss(real_logits, fake_logits)
@@ -171,18 +169,10 @@ class GAN(DeblurGAN):
     def generator_adversarial_loss(self, fake_logits):
         return L.bce_generator_loss(fake_logits)
 
-    def train_step(self, data):
-        blurred, sharp = data
-        d_loss, _, d_ok = self._discriminator_step(blurred, sharp)
-        g_adv, g_content, g_ok = self._generator_step(blurred, sharp)
-        return self._report(g_adv, g_content, d_loss, 0.0, tf.logical_and(d_ok, g_ok))
-
 
 @keras.saving.register_keras_serializable(package="tfdeblur")
 class LSGAN(DeblurGAN):
     """Least-squares GAN, a=0, b=1, c=1."""
-
-    gan_name = "lsgan"
 
     def discriminator_loss(self, real_logits, fake_logits):
         return L.lsgan_discriminator_loss(real_logits, fake_logits, a=0.0, b=1.0)
@@ -190,19 +180,11 @@ class LSGAN(DeblurGAN):
     def generator_adversarial_loss(self, fake_logits):
         return L.lsgan_generator_loss(fake_logits, c=1.0)
 
-    def train_step(self, data):
-        blurred, sharp = data
-        d_loss, _, d_ok = self._discriminator_step(blurred, sharp)
-        g_adv, g_content, g_ok = self._generator_step(blurred, sharp)
-        return self._report(g_adv, g_content, d_loss, 0.0, tf.logical_and(d_ok, g_ok))
-
 
 @keras.saving.register_keras_serializable(package="tfdeblur")
 class WGANGP(DeblurGAN):
     """WGAN-GP: critic loss + gp_weight * (||grad D(x_hat)||_2 - 1)^2, ``n_critic`` critic steps
     per generator step (each on the same batch: data is the bottleneck on CPU)."""
-
-    gan_name = "wgan-gp"
 
     def __init__(self, *args, gp_weight=10.0, n_critic=5, **kwargs):
         super().__init__(*args, **kwargs)
@@ -235,16 +217,18 @@ class WGANGP(DeblurGAN):
         return self._report(g_adv, g_content, d_loss, gp_value, tf.logical_and(ok, g_ok))
 
 
-GAN_CLASSES = {"gan": GAN, "lsgan": LSGAN, "wgan-gp": WGANGP}
+# the names live in tfdeblur.config (no TensorFlow there, so flag parsing stays light)
+GAN_CLASSES = dict(zip(GAN_LOSSES, (GAN, LSGAN, WGANGP)))
 
 
 def make_gan(kind: str, generator, discriminator, content_loss, **kwargs) -> DeblurGAN:
     if kind not in GAN_CLASSES:
         raise ValueError(f"unknown GAN loss {kind!r}; choose from {', '.join(GAN_CLASSES)}")
-    if kind != "wgan-gp":
+    cls = GAN_CLASSES[kind]
+    if not issubclass(cls, WGANGP):  # only the critic takes these
         kwargs.pop("gp_weight", None)
         kwargs.pop("n_critic", None)
-    return GAN_CLASSES[kind](generator, discriminator, content_loss, **kwargs)
+    return cls(generator, discriminator, content_loss, **kwargs)
 
 
 def make_compiled_gan(kind: str, generator, discriminator, content_loss, train_cfg: dict,

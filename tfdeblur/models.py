@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from tfdeblur.config import GENERATOR_CHOICES, PRECISIONS
+
 __all__ = [
     "ReflectionPad2D",
     "PadToMultiple",
@@ -245,10 +247,9 @@ def build_generator(
     ``norm="fused"`` swaps GroupNormalization(groups=-1) for the equivalent one-pass layer.
     """
     global _norm_kind
-    if norm not in ("group", "fused"):
-        raise ValueError(f"norm must be 'group' or 'fused', got {norm!r}")
-    if pixel_shuffle not in (1, 2, 4):
-        raise ValueError(f"pixel_shuffle must be 1, 2 or 4, got {pixel_shuffle!r}")
+    for arg, val in (("norm", norm), ("pixel_shuffle", pixel_shuffle), ("block", block), ("upsample", upsample)):
+        if val not in GENERATOR_CHOICES[arg]:
+            raise ValueError(f"{arg} must be one of {', '.join(map(str, GENERATOR_CHOICES[arg]))}, got {val!r}")
     _norm_kind = norm
     for arg, val in (("ngf", ngf), ("n_blocks", n_blocks), ("n_down", n_down), ("stem_kernel", stem_kernel)):
         if not isinstance(val, int) or val < (0 if arg in ("n_blocks",) else 1):
@@ -341,7 +342,6 @@ def count_macs(model: keras.Model, height: int = 256, width: int = 256) -> float
     return float(total)
 
 
-PRECISIONS = ("float32", "bfloat16")
 
 # Layers the builder keeps in float32 under any policy: instance-norm statistics and the
 # residual output are fragile in 16-bit floats.
