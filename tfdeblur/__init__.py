@@ -18,7 +18,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-_LAZY = {"deblur": "tfdeblur.inference", "load_model": "tfdeblur.inference", "deblur_faces": "tfdeblur.inference"}
+_LAZY = {"deblur": "tfdeblur.inference", "load_model": "tfdeblur.inference", "deblur_faces": "tfdeblur.faces"}
 
 
 def __getattr__(name):

@@ -181,9 +181,9 @@ def _load(args):
     detector = None
     if args.faces:
         try:
-            from tfdeblur.detectors import MTCNNDetector
+            from tfdeblur.faces import proposal_detector
 
-            detector = MTCNNDetector()
+            detector = proposal_detector()  # relaxed thresholds: blurred faces score low
         except Exception as e:  # noqa: BLE001  any failure to start it is one line
             raise RuntimeError(f"cannot start the MTCNN face detector: {one_line(e)}") from None
     return model, tile, detector

@@ -26,6 +26,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
                      "(as written by `tfdeblur blur`)")
     src.add_argument("--ground-truth", metavar="XML", help="dlib imglab XML with hand-labelled face boxes "
                      "(e.g. shared/data/multiface/testing.xml); images keep their size")
+    src.add_argument("--scenes", metavar="DIR", help="camera frames with labelled face boxes (imglab XML in DIR, "
+                     "as written by scripts/make_scenes.py); the whole frame is blurred by --blur-px and faces "
+                     "are scored per size")
+    p.add_argument("--blur-px", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="with --scenes: camera-shake path length in frame pixels (default 10 40)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all",
                    help="with --data-dir: only the validation (or training) persons of training's person split")
     p.add_argument("--limit", type=int, default=None, help="first N images in sorted order")
@@ -47,6 +52,8 @@ def _flag_problem(args) -> str | None:
     from tfdeblur.detectors import NAMES
     from tfdeblur.errors import output_folder_problem
 
+    if args.blur_px is not None and not (args.scenes and 0 < args.blur_px[0] <= args.blur_px[1]):
+        return "--blur-px needs --scenes and 0 < MIN <= MAX"
     if args.limit is not None and args.limit < 1:
         return "--limit must be a positive integer"
     if args.batch_size < 1:
@@ -86,7 +93,43 @@ def _evaluate(args, log) -> tuple[dict, list]:
     return metrics, ev.write_report(metrics, args.output_dir, details)
 
 
+def _evaluate_scenes(args, log) -> tuple[dict, list]:
+    """Frames of ``--scenes``: blurred whole, restored whole and face by face, scored per face size."""
+    from tfdeblur import evaluation as ev
+    from tfdeblur.detectors import DetectorUnavailable, get
+    from tfdeblur.scene_eval import evaluate_scenes
+    from tfdeblur.scene_report import write_scene_report
+    from tfdeblur.scenes import DEFAULT_BLUR_PX, SceneError, blur_frames, read_scenes
+
+    blur_px = tuple(args.blur_px or DEFAULT_BLUR_PX)
+    models = ev.load_models(args.model, args.precision)
+    try:
+        scenes = read_scenes(args.scenes, args.limit, log=log)
+    except SceneError as e:
+        raise ev.EvaluationError(str(e)) from None
+    if len(log):
+        print(f"skipped {len(log)} frame(s); evaluating {len(scenes)}", file=sys.stderr, flush=True)
+    blurred = blur_frames([s.image for s in scenes], seed=args.seed, blur_px=blur_px)
+    independent = None
+    if args.independent.lower() != "none":
+        try:
+            independent = get(args.independent, batch_size=args.batch_size)
+        except DetectorUnavailable as e:
+            print(f"warning: independent detector unavailable: {e}", file=sys.stderr)
+    details = {}
+    metrics = evaluate_scenes(models, scenes, blurred, independent=independent, batch_size=min(args.batch_size, 8),
+                              verbose=0 if args.quiet else 1, details=details)
+    metrics["source"] = {"scenes": args.scenes, "blur_px": list(blur_px), "seed": args.seed}
+    metrics["precision"] = args.precision
+    metrics["skipped"] = [{"path": p, "reason": r} for p, r in log.skipped]
+    return metrics, write_scene_report(metrics, args.output_dir, details)
+
+
 def _summary_line(metrics, written, skipped) -> str:
+    if "per_size" in metrics:
+        from tfdeblur.scene_report import summary_line
+
+        return summary_line(metrics, written, skipped)
     from tfdeblur.evaluation.report import p_value, percent
 
     c = metrics["conditions"]
@@ -106,7 +149,7 @@ def evaluate_main(argv=None) -> int:
         return EXIT_OK if e.code == 0 else EXIT_FAILED
     start(args)
     if args.independent is None:
-        args.independent = "blazeface-full" if args.ground_truth else "blazeface"
+        args.independent = "blazeface-full" if (args.ground_truth or args.scenes) else "blazeface"
     problem = _flag_problem(args)
     if problem:
         return error(problem)
@@ -117,7 +160,7 @@ def evaluate_main(argv=None) -> int:
     quiet.import_tensorflow()
     log = SkipLog()
     try:
-        metrics, written = _evaluate(args, log)
+        metrics, written = (_evaluate_scenes if args.scenes else _evaluate)(args, log)
     except EvaluationError as e:
         if len(log):
             print(f"skipped {len(log)} input(s)", file=sys.stderr)

@@ -1,0 +1,99 @@
+"""Scale-aware face restoration in frames: tfdeblur.deblur_faces."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfdeblur
+from tfdeblur.imageio import read_rgb
+from tfdeblur.scenes import blur_frames, compose_scene
+
+LFW = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "lfw")
+FAST = os.path.join(os.path.dirname(tfdeblur.__file__), "pretrained", "generator_fast.keras")
+BOX = np.array([75.0, 70.0, 175.0, 190.0], np.float32)  # the face in a deep-funneled LFW photo
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tfdeblur.load_model(FAST)
+
+
+def _photo(person_index):
+    person = sorted(os.listdir(LFW))[person_index]
+    folder = os.path.join(LFW, person)
+    return read_rgb(os.path.join(folder, sorted(os.listdir(folder))[0]), None)
+
+
+def _one_face_frame(person_index, height, seed=0, shape=(240, 320)):
+    photo = _photo(person_index)
+    rng = np.random.default_rng(seed)
+    scene = compose_scene(rng, [photo], [BOX], [photo], shape=shape, heights=(height, height), max_faces=1)
+    assert len(scene.boxes) == 1
+    return scene
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_deblur_faces_is_exported_beside_deblur():
+    from tfdeblur import faces
+
+    assert tfdeblur.deblur_faces is faces.deblur_faces
+    assert "deblur_faces" in tfdeblur.__all__
+
+
+def test_a_frame_without_faces_is_returned_unchanged(model):
+    rng = np.random.default_rng(0)
+    frame = np.clip(rng.normal(128, 20, (200, 280, 3)), 0, 255).astype(np.uint8)
+    out, regions = tfdeblur.deblur_faces(model, frame)
+    assert regions == []
+    assert np.array_equal(out, frame)
+
+
+def test_tiny_faces_are_left_alone(model):
+    scene = _one_face_frame(3, 12.0)
+    blurred = blur_frames([scene.image], seed=0, blur_px=(4, 4))[0]
+    out, regions = tfdeblur.deblur_faces(model, blurred, faces=scene.boxes)  # a 12 px face, given
+    assert regions == [] and np.array_equal(out, blurred)
+    out, regions = tfdeblur.deblur_faces(model, blurred)  # and not proposed either
+    assert all(r[3] - r[1] >= 16 for r in regions)
+
+
+def test_a_face_is_restored_at_the_models_scale_whatever_its_size(model):
+    """The same face at 48 and 160 px, the shake scaled with it: both gain over blurred, inside
+    the face box; pixels outside the blended regions are untouched."""
+    for height, px in ((48.0, 9.0), (160.0, 30.0)):
+        scene = _one_face_frame(5, height, seed=1, shape=(360, 480))
+        blurred = blur_frames([scene.image], seed=2, blur_px=(px, px))[0]
+        out, regions = tfdeblur.deblur_faces(model, blurred, faces=scene.boxes)
+        assert len(regions) == 1
+        x1, y1, x2, y2 = scene.boxes[0].astype(int)
+        sharp_face, blurred_face, out_face = (im[y1:y2, x1:x2] for im in (scene.image, blurred, out))
+        assert _psnr(out_face, sharp_face) > _psnr(blurred_face, sharp_face) + 0.5, height
+        rx0, ry0, rx1, ry1 = regions[0]
+        outside = np.ones(blurred.shape[:2], bool)
+        outside[ry0:ry1, rx0:rx1] = False
+        assert np.array_equal(out[outside], blurred[outside])
+
+
+def test_a_face_the_plain_detector_misses_in_the_blurred_frame_is_found_and_restored(model):
+    from tfdeblur.detectors import MTCNNDetector
+    from tfdeblur.scene_eval import found_references
+
+    scene = _one_face_frame(3, 56.0, seed=3, shape=(200, 260))
+    blurred = blur_frames([scene.image], seed=3, blur_px=(22, 22))[0]
+    plain = MTCNNDetector()
+    assert found_references([f.box for f in plain.detect([scene.image])[0]], scene.boxes)[0]  # sharp: found
+    assert not found_references([f.box for f in plain.detect([blurred])[0]], scene.boxes)[0]  # blurred: missed
+    out, regions = tfdeblur.deblur_faces(model, blurred)
+    x1, y1, x2, y2 = scene.boxes[0]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    covering = [r for r in regions if r[0] <= cx <= r[2] and r[1] <= cy <= r[3]]
+    assert len(covering) == 1 and (y2 - y1) <= covering[0][3] - covering[0][1] <= 3 * (y2 - y1)
+    b = scene.boxes[0].astype(int)
+    face = (slice(b[1], b[3]), slice(b[0], b[2]))
+    assert _psnr(out[face], scene.image[face]) > _psnr(blurred[face], scene.image[face]) + 0.5
+    assert found_references([f.box for f in plain.detect([out])[0]], scene.boxes)[0]  # and MTCNN finds it now

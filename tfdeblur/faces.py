@@ -1,0 +1,242 @@
+"""Scale-aware face restoration in whole camera frames: ``deblur_faces``.
+
+The generator was trained on aligned faces filling about 45% of the height of a 256 px crop.
+A frame holds faces of 30-300 px anywhere, so each face is restored where the model is best:
+a square context around it is resized to the model's working size (the face then has the
+training height), restored, resized back and blended in with a feathered mask. A 40 px face gets
+the same treatment as a 256 px one, and all faces of a frame go through the model in one batch.
+
+Faces are found in the *blurred* frame, where a detector misses the blurriest ones, so the
+proposals come from two looks: MTCNN on the blurred frame with relaxed thresholds, and MTCNN on
+the frame upscaled 2x and restored whole by the fast generator (a 30 px face then has the size
+the model and MTCNN work best at), merged by non-maximum suppression. A false proposal costs one crop of compute
+and is restored like any other region; a missed face is a face left blurred.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["WORK_SIZE", "FACE_FRACTION", "MIN_FACE", "PROPOSAL_THRESHOLDS", "proposal_detector", "propose_faces", "restored_look", "deblur_faces", "face_regions"]
+
+WORK_SIZE = 256  # the training crop side
+FACE_FRACTION = 0.45  # face-box height / crop side in the training crops (LFW deep-funneled at 256)
+MIN_FACE = 16  # px: below this there is no face to restore, only pixels to smear
+# Relaxed MTCNN stage thresholds for proposals (defaults 0.6 / 0.7 / 0.8): blur lowers the
+# stages' scores before it hides a face.
+PROPOSAL_THRESHOLDS = {"threshold_pnet": 0.5, "threshold_rnet": 0.5, "threshold_onet": 0.6}
+_NMS_IOU = 0.4
+LOOK_SCALE = 2.0  # the restored look's upscale factor
+LOOK_MAX_PIXELS = 1.3e6  # ... capped at this many pixels (a VGA frame gets the full 2x)
+_MODELS: dict = {}  # the proposal model, loaded once
+
+
+def _box(f):
+    return np.asarray(getattr(f, "box", f), np.float64)[:4]
+
+
+def _score(f):
+    return float(getattr(f, "confidence", 1.0))
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _nms(faces, iou=_NMS_IOU):
+    kept = []
+    for f in sorted(faces, key=_score, reverse=True):
+        if all(_iou(_box(f), _box(k)) < iou for k in kept):
+            kept.append(f)
+    return kept
+
+
+def _resize(image, width, height):
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((int(width), int(height)), Image.BICUBIC))
+
+
+def _look_scale(shape, max_pixels=LOOK_MAX_PIXELS):
+    """Upscale factor of the restored look: 2 (small faces grow to where the model and MTCNN work
+    best), less for large frames so the look stays within ``max_pixels``."""
+    h, w = shape[:2]
+    return float(min(LOOK_SCALE, math.sqrt(max_pixels / float(h * w))))
+
+
+def restored_look(model, image, scale: float | None = None):
+    """The frame upscaled by ``scale`` (default :func:`_look_scale`) and restored whole:
+    ``(look, scale)``. Upscaling gives a 30 px face the size it had in training; the shake grows
+    with it but stays within the training range for the shakes that hide such faces."""
+    from tfdeblur.inference import deblur
+
+    h, w = image.shape[:2]
+    scale = _look_scale(image.shape) if scale is None else float(scale)
+    big = image if abs(scale - 1.0) < 1e-3 else _resize(image, round(w * scale), round(h * scale))
+    return deblur(model, big), scale
+
+
+def _proposal_model(model, proposal_model):
+    if proposal_model == "fast":
+        if "fast" not in _MODELS:
+            from tfdeblur.inference import SHIPPED_MODELS, load_model
+
+            _MODELS["fast"] = load_model(SHIPPED_MODELS["fast"])
+        return _MODELS["fast"]
+    return model if proposal_model is None else proposal_model
+
+
+def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE):
+    """Face proposals for a blurred uint8 frame: MTCNN (relaxed thresholds) on the frame and,
+    when ``model`` is given, on :func:`restored_look`; merged by NMS, faces under ``min_face`` px
+    dropped. Returns :class:`tfdeblur.detectors.Face` objects in frame pixels."""
+    if detector is None:
+        detector = _default_detector(min_face)
+    faces = list(detector.detect([image])[0])
+    if model is not None:
+        look, scale = restored_look(model, image)
+        for f in detector.detect([look])[0]:
+            f.box = np.asarray(f.box, np.float32) / scale
+            if f.landmarks is not None:
+                f.landmarks = np.asarray(f.landmarks, np.float32) / scale
+            faces.append(f)
+    faces = [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
+    return _nms(faces)
+
+
+def proposal_detector(min_face: int = MIN_FACE, batch_size: int = 8):
+    """MTCNN with the relaxed proposal thresholds (faces from ``min_face`` px, at least 12)."""
+    from tfdeblur.detectors import MTCNNDetector
+
+    return MTCNNDetector(batch_size=batch_size, min_face_size=max(12, int(min_face)), thresholds=PROPOSAL_THRESHOLDS)
+
+
+_DETECTORS: dict = {}
+
+
+def _default_detector(min_face):
+    # Building MTCNN costs seconds: one per process and face size.
+    if min_face not in _DETECTORS:
+        _DETECTORS[min_face] = proposal_detector(min_face)
+    return _DETECTORS[min_face]
+
+
+def _context_square(box, work_size=WORK_SIZE, face_fraction=FACE_FRACTION):
+    """The square (x0, y0, side) around a face that, resized to ``work_size``, gives the face the
+    training height."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) / face_fraction
+    side = max(8, int(math.ceil(side)))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def _crop_padded(image, x0, y0, side):
+    """``image[y0:y0+side, x0:x0+side]``, reflect-padded where the square leaves the frame (the
+    face keeps its scale at the border)."""
+    h, w = image.shape[:2]
+    pad = [(max(0, -y0), max(0, y0 + side - h)), (max(0, -x0), max(0, x0 + side - w)), (0, 0)]
+    cx0, cy0 = max(0, x0), max(0, y0)
+    crop = image[cy0:min(h, y0 + side), cx0:min(w, x0 + side)]
+    if any(p for p in pad[:2] for p in p):
+        mode = "reflect" if min(crop.shape[:2]) > max(max(pad[0]), max(pad[1])) else "edge"
+        crop = np.pad(crop, pad, mode=mode)
+    return crop
+
+
+def face_regions(faces, shape, margin: float = 0.25):
+    """Margin-expanded, clipped integer regions ``(x0, y0, x1, y1)`` of faces (Face objects or
+    ``[x1, y1, x2, y2]`` boxes); the box grows by ``margin`` times its longer side on every side."""
+    return [region for region, _ in _face_boxes(faces, shape, margin)]
+
+
+def _face_boxes(faces, shape, margin):
+    """``[(region, inner, box)]``: the margin-expanded region, the box grown by half the margin."""
+    h, w = shape[:2]
+    out = []
+    for f in faces:
+        box = _box(f)
+        x1, y1, x2, y2 = box
+        if not np.all(np.isfinite(box)) or x2 <= x1 or y2 <= y1:
+            continue
+        pad = margin * max(x2 - x1, y2 - y1)
+
+        def grow(p):
+            return (max(0, int(math.floor(x1 - p))), max(0, int(math.floor(y1 - p))),
+                    min(w, int(math.ceil(x2 + p))), min(h, int(math.ceil(y2 + p))))
+
+        region = grow(pad)
+        if region[2] > region[0] and region[3] > region[1]:
+            out.append((region, grow(pad / 2), box))
+    return out
+
+
+def _feather(region, inner, shape):
+    """Blend mask over ``region``: 1 inside ``inner``, linear ramps to 0 at the region's edges
+    (no ramp where the region touches the image border)."""
+    x0, y0, x1, y1 = region
+    ix0, iy0, ix1, iy1 = inner
+    h, w = shape[:2]
+
+    def axis(a0, a1, i0, i1, limit):
+        n = a1 - a0
+        v = np.ones(n, np.float32)
+        left, right = max(0, i0 - a0), max(0, a1 - i1)
+        if a0 > 0 and left > 0:
+            v[:left] = (np.arange(left, dtype=np.float32) + 0.5) / (left + 0.5)
+        if a1 < limit and right > 0:
+            v[n - right:] = np.minimum(v[n - right:], ((np.arange(right, dtype=np.float32) + 0.5) / (right + 0.5))[::-1])
+        return v
+
+    return np.minimum.outer(axis(y0, y1, iy0, iy1, h), axis(x0, x1, ix0, ix1, w))
+
+
+def _restore_at_scale(model, rgb, boxes, work_size, batch_size):
+    """Each face's context square resized to ``work_size``, restored in batches, resized back:
+    ``[(x0, y0, restored square)]``."""
+    from tfdeblur.inference import deblur
+
+    squares = [_context_square(box, work_size) for box in boxes]
+    crops = np.stack([_resize(_crop_padded(rgb, x0, y0, side), work_size, work_size) for x0, y0, side in squares])
+    restored = deblur(model, crops, tile=None, batch_size=batch_size)
+    return [(x0, y0, _resize(out, side, side)) for (x0, y0, side), out in zip(squares, restored)]
+
+
+def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, tile=None,
+                 batch_size: int = 8, work_size: int = WORK_SIZE, min_face: int = MIN_FACE,
+                 proposal_model="fast"):
+    """Restore the faces of a blurred uint8 ``[H, W, 3]`` frame, each at the model's scale.
+
+    ``faces``: Face objects or ``[x1, y1, x2, y2]`` boxes; by default :func:`propose_faces`:
+    relaxed MTCNN on the frame and on a 2x restored look made by ``proposal_model`` ("fast": the
+    shipped fast generator, cheap; None: ``model`` itself; False: no restored look).
+    Each face's square context is resized so the face has the training height in a
+    ``work_size`` crop, restored, resized back and blended with a feathered mask over the box
+    grown by ``margin``. Faces under ``min_face`` px are left alone; pixels outside the regions
+    are returned unchanged. ``tile`` is accepted for compatibility (crops are never tiled).
+    Returns ``(image, regions)`` with regions ``(x0, y0, x1, y1)``.
+    """
+    rgb = np.asarray(image)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"deblur_faces expects a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
+    if faces is None:
+        look_model = None if proposal_model is False else _proposal_model(model, proposal_model)
+        faces = propose_faces(rgb, detector, look_model, min_face)
+    faces = [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
+    boxes = _face_boxes(faces, rgb.shape, margin)
+    if not boxes:
+        return rgb.copy(), []
+    restored = _restore_at_scale(model, rgb, [b for _, _, b in boxes], int(work_size), batch_size)
+    canvas = rgb.astype(np.float32)
+    for ((x0, y0, x1, y1), inner, _), (sx, sy, square) in zip(boxes, restored):
+        out = square[y0 - sy:y1 - sy, x0 - sx:x1 - sx].astype(np.float32)
+        mask = _feather((x0, y0, x1, y1), inner, rgb.shape)[..., None]
+        region = canvas[y0:y1, x0:x1]
+        canvas[y0:y1, x0:x1] = region + mask * (out - region)
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), [r for r, _, _ in boxes]
