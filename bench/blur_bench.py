@@ -37,7 +37,7 @@ if REPO not in sys.path:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["run"]
+__all__ = ["run", "section_blur"]
 
 
 def _timed(fn):
@@ -166,6 +166,16 @@ def run(quick: bool = False) -> dict:
     }
     return {"rows": krows + prows, "speedups": speedups, "meta": meta}
 
+
+
+def section_blur(rec, s, quick: bool):
+    """The ``blur`` section of ``python -m bench``: :func:`run`'s rows, recorded in ``rec``."""
+    raw = run(quick=quick)
+    for r in raw["rows"]:
+        timing = {"rate": r["rate"], "rate_best": r["rate_best"], "iters": r["iters"]} if r["rate"] else None
+        rec.add("blur", str(r["what"]), str(r["config"]), r["input"], r["batch"], timing, unit=r["unit"],
+                note=str(r["note"]))
+    return {"status": "ok", "raw": raw}
 
 def _print(res):
     print(f"\n{'what':68s} {'input':>9s} {'batch':>5s} {'rate':>10s}  unit")
