@@ -31,6 +31,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
                      "are scored per size")
     p.add_argument("--blur-px", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="with --scenes: camera-shake path length in frame pixels (default 10 40)")
+    p.add_argument("--identity", choices=["dlib", "none"], default="dlib",
+                   help="with --data-dir (one folder per person): face-verification measures by an independent "
+                   "recognizer (default dlib; skipped with a note when it is not installed)")
+    p.add_argument("--identity-pairs", type=int, default=3000, metavar="N",
+                   help="at most N genuine pairs (and as many impostor pairs) for --identity (default 3000)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all",
                    help="with --data-dir: only the validation (or training) persons of training's person split")
     p.add_argument("--limit", type=int, default=None, help="first N images in sorted order")
@@ -54,6 +59,8 @@ def _flag_problem(args) -> str | None:
 
     if args.blur_px is not None and not (args.scenes and 0 < args.blur_px[0] <= args.blur_px[1]):
         return "--blur-px needs --scenes and 0 < MIN <= MAX"
+    if args.identity_pairs < 1:
+        return "--identity-pairs must be a positive integer"
     if args.limit is not None and args.limit < 1:
         return "--limit must be a positive integer"
     if args.batch_size < 1:
@@ -85,12 +92,36 @@ def _evaluate(args, log) -> tuple[dict, list]:
     if len(log):
         print(f"skipped {len(log)} unreadable input(s); evaluating {len(data)} image(s)", file=sys.stderr, flush=True)
     independent = None if args.independent.lower() == "none" else args.independent
+    identity = _identity_measure(args)
     details = {}
     metrics = ev.evaluate_models(models, data, independent=independent, batch_size=args.batch_size,
-                                 verbose=0 if args.quiet else 1, details=details)
+                                 verbose=0 if args.quiet else 1, details=details,
+                                 measures=[identity] if identity else [])
     metrics["precision"] = args.precision
     metrics["skipped"] = [{"path": p, "reason": r} for p, r in log.skipped]
-    return metrics, ev.write_report(metrics, args.output_dir, details)
+    if identity:
+        metrics["identity"] = metrics["per_model"][metrics["models"][0]]["identity"]
+    written = ev.write_report(metrics, args.output_dir, details)
+    if identity:
+        from tfdeblur.evaluation.identity_measure import write_identity_report
+
+        written += write_identity_report(metrics, identity, args.output_dir)
+    return metrics, written
+
+
+def _identity_measure(args):
+    """The identity measure for ``--data-dir`` (LFW layout), or None: off, or no recognizer here."""
+    if args.identity == "none" or args.data_dir is None:
+        return None
+    from tfdeblur.evaluation.identity_measure import IdentityMeasure
+    from tfdeblur.recognizers import RecognizerUnavailable, get_recognizer
+
+    try:
+        recognizer = get_recognizer(args.identity)
+    except RecognizerUnavailable as e:
+        print(f"note: identity measures skipped: {e}", file=sys.stderr, flush=True)
+        return None
+    return IdentityMeasure(recognizer, max_genuine=args.identity_pairs, seed=args.seed, verbose=0 if args.quiet else 1)
 
 
 def _evaluate_scenes(args, log) -> tuple[dict, list]:

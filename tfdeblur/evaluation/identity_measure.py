@@ -1,0 +1,88 @@
+"""The identity measure of ``evaluate.py --identity dlib``: verification pairs of the evaluated
+persons, embedded by an independent recognizer in every condition (see :mod:`tfdeblur.identity`).
+
+A per-model measure for :func:`tfdeblur.evaluation.evaluate_models` (``measures=[...]``): the sharp
+and blurred embeddings are computed once and shared by all models; each face is embedded from
+MTCNN's best box on the *sharp* image (the evaluation has it already), in every condition.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["IdentityMeasure", "person_of_name", "write_identity_report"]
+
+
+def person_of_name(name: str) -> str:
+    """The person of an evaluated image named ``Person/Person_0001`` (LFW layout): its folder."""
+    parts = name.replace(os.sep, "/").split("/")
+    return parts[-2] if len(parts) > 1 else parts[0].rsplit("_", 1)[0]
+
+
+def _boxes_from_faces(faces) -> list:
+    out = []
+    for found in faces:
+        if not found:
+            out.append(None)
+            continue
+        best = max(found, key=lambda f: f.confidence)
+        x1, y1, x2, y2 = (float(v) for v in best.box)
+        out.append((x1, y1, x2 - x1, y2 - y1))
+    return out
+
+
+class IdentityMeasure:
+    """``measure(run) -> {"identity": ...}`` for each model; ``distances`` keeps the last model's
+    pair distances (for the ROC figures)."""
+
+    def __init__(self, recognizer, max_genuine: int = 3000, seed: int = 0, verbose: int = 1):
+        self.recognizer, self.max_genuine, self.seed, self.verbose = recognizer, max_genuine, seed, verbose
+        self._shared = None  # (labels, pairs, boxes, sharp/blurred embeddings)
+        self.distances = {}
+
+    def _prepare(self, run):
+        from tfdeblur import identity
+
+        labels = [person_of_name(n) for n in run.data.names]
+        pairs = identity.make_pairs(labels, max_genuine=self.max_genuine, seed=self.seed)
+        boxes = _boxes_from_faces(run.faces["mtcnn"]["sharp"])
+        if self.verbose:
+            print(f"identity: {len(pairs)} pairs of {len(set(labels))} persons, embedding with "
+                  f"{self.recognizer.name}", file=sys.stderr, flush=True)
+        emb = identity.embed_conditions(self.recognizer, {"sharp": run.data.sharp, "blurred": run.data.blurred},
+                                        boxes, pairs)
+        self._shared = (labels, pairs, boxes, emb)
+
+    def __call__(self, run) -> dict:
+        from tfdeblur import identity
+
+        if self._shared is None:
+            self._prepare(run)
+        labels, pairs, boxes, shared = self._shared
+        if len(pairs) == 0:
+            return {"identity": None}
+        own = identity.embed_conditions(self.recognizer, {"restored": run.restored, "sharp_restored": run.sharp_restored},
+                                        boxes, pairs)
+        emb = {**shared, **own}
+        self.distances[run.name] = identity.identity_distances(emb, labels, pairs)
+        return {"identity": identity.identity_metrics(emb, labels, pairs, self.recognizer.threshold,
+                                                      self.recognizer.name)}
+
+
+def write_identity_report(metrics: dict, measure: IdentityMeasure, output_dir) -> list[str]:
+    """Append the identity table to report.md and write the ROC figures of the first model."""
+    from tfdeblur import identity
+
+    entry = metrics.get("identity")
+    if not entry:
+        return []
+    first = metrics["models"][0]
+    written = identity.roc_figure(measure.distances[first], output_dir) if first in measure.distances else []
+    with open(os.path.join(output_dir, "report.md"), "a") as f:
+        f.write("\n" + "\n".join(identity.report_lines(entry)) + "\n")
+        for path in written:
+            f.write(f"\n![{os.path.basename(path)}]({os.path.basename(path)})\n")
+    return written
