@@ -145,7 +145,7 @@ def section_infer(rec, s, sizes, which, formats, fast_model=None):
         case = (rec, s, key, model, desc, wnote, pixels)
         fp32_rows = _keras_rows(*case, sizes) if "keras" in formats else {}
         if "keras-bf16" in formats:
-            _bf16_rows(*case, sizes, fp32_rows)
+            _keras_rows(*case, sizes, bf16_vs=fp32_rows)
         if "savedmodel" in formats:
             _savedmodel_rows(*case, sizes, info["conversion"])
         for fmt in [f for f in formats if f.startswith("tflite-")]:
@@ -154,62 +154,53 @@ def section_infer(rec, s, sizes, which, formats, fast_model=None):
     return info
 
 
-def _keras_rows(rec, s, key, model, desc, wnote, pixels, sizes):
-    """Keras, through tf.function: ``{size: row}``."""
+def _keras_rows(rec, s, key, model, desc, wnote, pixels, sizes, bf16_vs=None):
+    """Keras through tf.function, in float32 (``{size: row}``) or, given the float32 rows as
+    ``bf16_vs``, computing in bfloat16 (float32 norms and output; tfdeblur.models.with_precision),
+    each row compared with float32 Keras and timed against it."""
     import tensorflow as tf
 
     from tfdeblur.data import to_model
+    from tfdeblur.models import with_precision
 
+    bf16 = bf16_vs is not None
+    what, fmt = ("keras bfloat16", "keras-bf16") if bf16 else ("keras tf.function", "keras")
+    try:
+        run = with_precision(model, "bfloat16") if bf16 else model
+    except Exception as e:  # noqa: BLE001
+        rec.fail("infer", what, desc, "-", "-", e, model=key, format=fmt)
+        return {}
+    fn = tf.function(lambda x, m=run: m(x, training=False))
     rows = {}
-    fn = tf.function(lambda x, m=model: m(x, training=False))
     for size in sizes:
         b = infer_batch(size)
         try:
             with cpu_scope():
                 x = to_model(pixels[size])
                 timing = measure(lambda: fn(x), b, s)
-            rows[size] = rec.add("infer", "keras tf.function", desc, size, b, timing,
-                                 gmac=gmac(model, size), note=wnote, model=key, format="keras")
+                extra = {"max_abs_diff_vs_keras": _max_diff(fn(x[:1]), model(x[:1], training=False))} if bf16 else {}
+            rows[size] = rec.add("infer", what, desc, size, b, timing, gmac=gmac(model, size),
+                                 note=_bf16_note(wnote, extra["max_abs_diff_vs_keras"]) if bf16 else wnote,
+                                 model=key, format=fmt, **extra)
+            if bf16 and size in bf16_vs:
+                rec.speedup("infer", f"bfloat16 vs float32, Keras inference, {key}, {size}x{size}",
+                            bf16_vs[size], rows[size])
         except Exception as e:  # noqa: BLE001
-            rec.fail("infer", "keras tf.function", desc, size, b, e, model=key, format="keras")
+            rec.fail("infer", what, desc, size, b, e, model=key, format=fmt)
+    if bf16:
+        del run, fn
+        gc.collect()
     return rows
 
 
-def _bf16_rows(rec, s, key, model, desc, wnote, pixels, sizes, fp32_rows):
-    """Keras computing in bfloat16 (float32 norms and output; tfdeblur.models.with_precision)."""
-    import tensorflow as tf
-
-    from tfdeblur.data import to_model
-    from tfdeblur.models import with_precision
-
-    try:
-        bf16 = with_precision(model, "bfloat16")
-    except Exception as e:  # noqa: BLE001
-        rec.fail("infer", "keras bfloat16", desc, "-", "-", e, model=key, format="keras-bf16")
-        return
-    fn16 = tf.function(lambda x, m=bf16: m(x, training=False))
-    for size in sizes:
-        b = infer_batch(size)
-        try:
-            with cpu_scope():
-                x = to_model(pixels[size])
-                timing = measure(lambda: fn16(x), b, s)
-                diff = _max_diff(fn16(x[:1]), model(x[:1], training=False))
-            note = wnote + "; " + BF16_NOTE
-            # Trained generators stay within ~0.02 of float32 (a residual near the input);
-            # untrained ones output large random residuals that amplify the rounding, so
-            # for them only a non-finite output is a failure.
-            if not diff <= (0.05 if wnote.startswith("trained") else float("inf")):
-                note += f"; OUTPUT MISMATCH vs Keras float32 (max |diff| {diff})"
-            row = rec.add("infer", "keras bfloat16", desc, size, b, timing, gmac=gmac(model, size),
-                          note=note, model=key, format="keras-bf16", max_abs_diff_vs_keras=diff)
-            if size in fp32_rows:
-                rec.speedup("infer", f"bfloat16 vs float32, Keras inference, {key}, {size}x{size}",
-                            fp32_rows[size], row)
-        except Exception as e:  # noqa: BLE001
-            rec.fail("infer", "keras bfloat16", desc, size, b, e, model=key, format="keras-bf16")
-    del bf16
-    gc.collect()
+def _bf16_note(wnote, diff):
+    # Trained generators stay within ~0.02 of float32 (a residual near the input); untrained
+    # ones output large random residuals that amplify the rounding, so for them only a
+    # non-finite output is a failure.
+    note = wnote + "; " + BF16_NOTE
+    if not diff <= (0.05 if wnote.startswith("trained") else float("inf")):
+        note += f"; OUTPUT MISMATCH vs Keras float32 (max |diff| {diff})"
+    return note
 
 
 def _savedmodel_rows(rec, s, key, model, desc, wnote, pixels, sizes, conversion):
