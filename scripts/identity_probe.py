@@ -33,6 +33,8 @@ def _parser():
     p.add_argument("--model", default=None, help="generator (default: the shipped one)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--output", default="results/identity_val")
+    p.add_argument("--save-embeddings", default=None, help="also save embeddings, pairs, labels (.npz)")
+    p.add_argument("--from-embeddings", default=None, help="recompute the outputs from a --save-embeddings file")
     return p
 
 
@@ -41,27 +43,48 @@ def _stage(timing, name, t0):
     print(f"{name}: {timing[name]:.1f} s", flush=True)
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    from tfdeblur import identity, recognizers
-    from tfdeblur.evaluation import deblur_images, load_data_dir, load_models
+def _load(data_dir, split):
+    """The images ``evaluate.py --data-dir DIR --split SPLIT`` evaluates, in its order (see
+    ``tfdeblur.evaluation.load_data_dir``), without blurring them all."""
+    from tfdeblur.config import DEFAULTS
+    from tfdeblur.data import load_faces, split_by_person
+    from tfdeblur.imageio import find_images
 
-    timing, t_all = {}, time.perf_counter()
-    try:
-        rec = recognizers.get_recognizer("dlib")
-    except recognizers.RecognizerUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    found = find_images(data_dir)
+    if split != "all":
+        train, val = split_by_person([p for p, _ in found], DEFAULTS["data"]["val_fraction"], DEFAULTS["data"]["split_seed"])
+        keep = set(val if split == "val" else train)
+        found = [(p, r) for p, r in found if p in keep]
+    sharp, kept = load_faces([p for p, _ in found], size=256)
+    rel = dict(found)
+    return [os.path.splitext(rel[p])[0] for p in kept], list(sharp)
+
+
+def _blur(sharp_all, used, seed):
+    """Eval-preset blur of the used images, each with the kernel evaluation gives it (kernel i
+    depends only on (seed, i), and the eval preset adds no noise), so the images match
+    ``evaluation.synthesize_blur`` on the whole split."""
+    from tfdeblur import blur, data
+
+    kernels = blur.indexed_bank("eval", len(sharp_all), seed=seed)[used]
+    return list(data.make_eval_pairs(np.stack([sharp_all[i] for i in used]), kernels, noise_sigma=0.0, seed=seed))
+
+
+def _measure(args, rec, timing):
+    """Load, blur, restore, box and embed: (embeddings, labels, pairs, setup)."""
+    from tfdeblur import identity, recognizers
+    from tfdeblur.evaluation import deblur_images, load_models
 
     t = time.perf_counter()
-    data = load_data_dir(args.data_dir, seed=args.seed, split=args.split)  # eval-preset blur, image-indexed kernels
-    labels = identity.labels_from_paths([os.path.join(args.data_dir, n) for n in data.names])
+    names, sharp_all = _load(args.data_dir, args.split)
+    labels = identity.labels_from_paths([os.path.join(args.data_dir, n) for n in names])
     pairs = identity.make_pairs(labels, max_genuine=args.genuine, seed=args.seed)
     used = np.unique(pairs)  # work on the images some pair uses, re-indexed
     remap = np.full(len(labels), -1, np.int64)
     remap[used] = np.arange(used.size)
     pairs, labels = remap[pairs], [labels[i] for i in used]
-    sharp, blurred = [data.sharp[i] for i in used], [data.blurred[i] for i in used]
+    sharp = [sharp_all[i] for i in used]
+    blurred = _blur(sharp_all, used, args.seed)
     _stage(timing, "load_blur_pairs_s", t)
 
     t = time.perf_counter()
@@ -79,27 +102,55 @@ def main(argv=None) -> int:
     emb = identity.embed_conditions(rec, conditions, boxes, pairs)
     _stage(timing, "embed_s", t)
     timing["embed_s_per_image"] = round(timing["embed_s"] / (len(conditions) * used.size), 4)
-
-    metrics = identity.identity_metrics(emb, labels, pairs, rec.threshold, rec.name)
-    os.makedirs(args.output, exist_ok=True)
-    figures = identity.roc_figure(identity.identity_distances(emb, labels, pairs), args.output)
-    timing["total_s"] = round(time.perf_counter() - t_all, 2)
     setup = {
         "data_dir": args.data_dir, "split": args.split, "blur": {"preset": "eval", "seed": args.seed},
         "model": args.model or "shipped", "threshold": rec.threshold, "pair_seed": args.seed,
-        "images_in_split": len(data.names), "images_in_pairs": int(used.size),
+        "images_in_split": len(names), "images_in_pairs": int(used.size),
         "persons_in_pairs": len(set(labels)),
         "sharp_without_mtcnn_face": int(sum(b is None for b in boxes)),
         "cpu_count": os.cpu_count(),
     }
-    out = {"identity": metrics, "setup": setup, "timing": timing}
-    with open(os.path.join(args.output, "metrics.json"), "w") as f:
-        json.dump(out, f, indent=2)
-    lines = identity.report_lines(metrics) + ["", f"Setup: {json.dumps(setup)}", f"Timing: {json.dumps(timing)}"]
+    return emb, labels, pairs, setup
+
+
+def _write(output, emb, labels, pairs, rec_name, threshold, setup, timing):
+    from tfdeblur import identity
+
+    metrics = identity.identity_metrics(emb, labels, pairs, threshold, rec_name)
+    figures = identity.roc_figure(identity.identity_distances(emb, labels, pairs), output)
+    with open(os.path.join(output, "metrics.json"), "w") as f:
+        json.dump({"identity": metrics, "setup": setup, "timing": timing}, f, indent=2)
+    lines = identity.report_lines(metrics) + ["", f"Setup: {json.dumps(setup)}", f"Timing: {json.dumps(timing)}", ""]
     lines += [f"![ROC]({os.path.basename(p)})" for p in figures]
-    with open(os.path.join(args.output, "report.md"), "w") as f:
+    with open(os.path.join(output, "report.md"), "w") as f:
         f.write("# Identity on validation persons\n\n" + "\n".join(lines) + "\n")
     print("\n".join(identity.report_lines(metrics)))
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from tfdeblur import recognizers
+
+    os.makedirs(args.output, exist_ok=True)
+    if args.from_embeddings:  # recompute metrics, figures and report; keep setup and timing
+        saved = np.load(args.from_embeddings)
+        emb = {c: saved[c] for c in saved.files if c not in ("pairs", "labels")}
+        with open(os.path.join(args.output, "metrics.json")) as f:
+            old = json.load(f)
+        _write(args.output, emb, [str(x) for x in saved["labels"]], saved["pairs"], old["identity"]["recognizer"],
+               old["setup"]["threshold"], old["setup"], old["timing"])
+        return 0
+    timing, t_all = {}, time.perf_counter()
+    try:
+        rec = recognizers.get_recognizer("dlib")
+    except recognizers.RecognizerUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    emb, labels, pairs, setup = _measure(args, rec, timing)
+    if args.save_embeddings:
+        np.savez(args.save_embeddings, pairs=pairs, labels=np.asarray(labels), **emb)
+    timing["total_s"] = round(time.perf_counter() - t_all, 2)
+    _write(args.output, emb, labels, pairs, rec.name, rec.threshold, setup, timing)
     return 0
 
 
