@@ -493,7 +493,7 @@ USAGE = [
                                                "--max-megapixels", "0"], "--max-megapixels"),
     ("export --bogus", "tfdeblur", ["export", "--format", "tflite", "-o", "{tmp}/g.tflite", "--bogus"],
      "unrecognized arguments"),
-    ("export --format onnx", "tfdeblur", ["export", "--format", "onnx", "-o", "{tmp}/g"], "invalid choice: 'onnx'"),
+    ("export --format pb", "tfdeblur", ["export", "--format", "pb", "-o", "{tmp}/g"], "invalid choice: 'pb'"),
     ("export non-model --model", "tfdeblur", ["export", "--model", "{not_a_model}", "--format", "tflite", "-o",
                                               "{tmp}/g.tflite"], "not a Keras model"),
     ("export tflite output under a file", "tfdeblur", ["export", "--model", "{model}", "--format", "tflite", "-o",

@@ -9,6 +9,7 @@ import numpy as np
 
 from tfdeblur.evaluation.common import PAPER_TABLE1, REPORT_ROWS, finite_or_none
 from tfdeblur.evaluation.figures import examples_figure, failure_figure
+from tfdeblur.files import atomic_path
 
 __all__ = ["write_report", "percent", "p_value"]
 
@@ -191,9 +192,8 @@ def write_report(metrics: dict, output_dir, details: dict | None = None) -> list
             if examples_figure(details, name, os.path.join(output_dir, fname)):
                 figures.append(fname)
     path = os.path.join(output_dir, "metrics.json")
-    with open(path + ".tmp", "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(_clean(metrics), f, indent=2, default=_json_default, allow_nan=False)
-    os.replace(path + ".tmp", path)
     written.append(path)
     path = os.path.join(output_dir, "report.md")
     with open(path, "w") as f:
