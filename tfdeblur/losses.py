@@ -10,7 +10,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfdeblur.imageio import one_line
+from tfdeblur.errors import one_line
 
 __all__ = [
     "bce_discriminator_loss",
