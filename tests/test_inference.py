@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfdeblur import cli, inference
+from tfdeblur import cli, faces, inference
 from tfdeblur.inference import ModelLoadError, ModelNotFoundError, deblur, load_model, tile_starts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -238,7 +238,7 @@ def test_cli_folder_sizes_names_gray_alpha(tmp_path, small_model_path):
 
 def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_model_path):
     from tfdeblur.detectors import MTCNNDetector
-    from tfdeblur.inference import face_regions
+    from tfdeblur.faces import face_regions
 
     names = ["2007_007763", "2008_001009"]
     src, out = tmp_path / "in", tmp_path / "out"
@@ -264,7 +264,7 @@ def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_mode
 
 def test_deblur_faces_blend_is_feathered(model):
     img = smooth_image(120, 160)
-    out, regions = inference.deblur_faces(model, img, faces=[[50, 30, 90, 80]], margin=0.25)
+    out, regions = faces.deblur_faces(model, img, faces=[[50, 30, 90, 80]], margin=0.25)
     assert regions == [(37, 17, 103, 93)]  # the box grown by a quarter of its longer side
     x0, y0, x1, y1 = regions[0]
     changed = np.any(out != img, axis=-1)

@@ -1,4 +1,4 @@
-"""Inference: load a generator, deblur uint8 images of any size, faces-only mode.
+"""Inference: load a generator, deblur uint8 images of any size (faces only: :mod:`tfdeblur.faces`).
 
 Images larger than the tile size are processed in overlapping tiles with whole-image
 normalisation statistics (:mod:`tfdeblur.tiling`). The ``tfdeblur deblur`` command is
@@ -7,7 +7,6 @@ normalisation statistics (:mod:`tfdeblur.tiling`). The ``tfdeblur deblur`` comma
 
 from __future__ import annotations
 
-import math
 import os
 import zipfile
 
@@ -28,8 +27,6 @@ __all__ = [
     "check_tile",
     "deblur",
     "luma",
-    "deblur_faces",
-    "face_regions",
     "tile_starts",
 ]
 
@@ -238,8 +235,3 @@ def check_tile(tile, model):
     if t < lo:
         raise ValueError(f"tile={tile} is too small for this generator (at least {lo}, or 0 for no tiling)")
     return t
-
-
-# Face restoration lives in tfdeblur.faces; its names stay importable from here.
-from tfdeblur.faces import deblur_faces, face_regions  # noqa: E402,F401
-

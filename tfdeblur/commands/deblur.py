@@ -1,5 +1,5 @@
 """``tfdeblur deblur INPUT... -o OUT_DIR``: deblur images and folders (the logic is
-:func:`tfdeblur.inference.deblur` and :func:`tfdeblur.inference.deblur_faces`)."""
+:func:`tfdeblur.inference.deblur` and :func:`tfdeblur.faces.deblur_faces`)."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ class _Deblurrer:
             self._finish(entry, out)
 
     def _faces_only(self, entry):
-        from tfdeblur.inference import deblur_faces
+        from tfdeblur.faces import deblur_faces
 
         try:
             out, regions = deblur_faces(self.model, entry[2], detector=self.detector, tile=self.tile,
