@@ -7,6 +7,8 @@ Sections (default: all):
   (``bench/train_bench.py``).
 * ``infer`` - inference img/s, Keras / SavedModel / TFLite fp32-fp16-int8, lean vs paper generator
   (``bench/infer.py``).
+* ``faces`` - a 640x480 frame with five faces through ``deblur_faces`` (proposals, restoration),
+  against whole-frame ``deblur``, default and fast model (``bench/faces_bench.py``).
 * ``opts``  - measured optimisations, each against its baseline in the same run: XLA, tf.data
   parallelism, fused instance norm, oneDNN on/off, mixed precision (float16: GPU only; bfloat16 in
   train/infer) (``bench/opts.py``).
@@ -37,7 +39,7 @@ import traceback
 from bench.common import FULL, QUICK, REPO, Recorder, log, measure_peak
 from tfdeblur.config import GAN_LOSSES
 
-SECTIONS = ("blur", "train", "infer", "opts", "gpu")
+SECTIONS = ("blur", "train", "infer", "faces", "opts", "gpu")
 FORMATS = ("keras", "keras-bf16", "savedmodel", "tflite-fp32", "tflite-fp16", "tflite-int8")
 MODELS = ("lean", "fast", "paper")
 
@@ -139,6 +141,7 @@ def _run_sections(args, rec, s) -> dict:
     import tensorflow as tf
 
     from bench.blur_bench import section_blur
+    from bench.faces_bench import section_faces
     from bench.gpu import section_gpu
     from bench.infer import section_infer
     from bench.opts import section_opts
@@ -150,6 +153,7 @@ def _run_sections(args, rec, s) -> dict:
         "blur": lambda: section_blur(rec, s, args.quick),
         "train": lambda: section_train(rec, s, sizes or [128, 256], args.losses),
         "infer": lambda: section_infer(rec, s, sizes or [128, 256, 512], args.models, args.formats, args.fast_model),
+        "faces": lambda: section_faces(rec, s, args.quick),
         "opts": lambda: section_opts(rec, s, args.quick, (sizes or [256])[0], (sizes or [128])[0], bool(gpus)),
         "gpu": lambda: section_gpu(rec, s, args.gpu_device, (sizes or [None])[0]) if (gpus or args.gpu_device != "/GPU:0") else
         {"status": "skipped: no GPU visible (tf.config.list_physical_devices('GPU') is empty)"},

@@ -153,7 +153,7 @@ def _crop_padded(image, x0, y0, side):
 def face_regions(faces, shape, margin: float = 0.25):
     """Margin-expanded, clipped integer regions ``(x0, y0, x1, y1)`` of faces (Face objects or
     ``[x1, y1, x2, y2]`` boxes); the box grows by ``margin`` times its longer side on every side."""
-    return [region for region, _ in _face_boxes(faces, shape, margin)]
+    return [region for region, _, _ in _face_boxes(faces, shape, margin)]
 
 
 def _face_boxes(faces, shape, margin):

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-__all__ = ["RecognizerUnavailable", "DlibRecognizer", "get_recognizer", "sharp_face_boxes", "NAMES"]
+__all__ = ["RecognizerUnavailable", "DlibRecognizer", "get_recognizer", "sharp_face_boxes", "best_face_boxes", "NAMES"]
 
 NAMES = ("dlib",)
 
@@ -142,8 +142,13 @@ def sharp_face_boxes(sharp_images, detector=None) -> list:
     embedded from the same region, wherever the blur moved or hid the face.
     """
     detector = detector if detector is not None else _mtcnn()
+    return best_face_boxes(detector.detect(list(sharp_images)))
+
+
+def best_face_boxes(faces_per_image) -> list:
+    """Per image, the most confident of its detected faces as an (x, y, w, h) tuple, or None."""
     boxes = []
-    for faces in detector.detect(list(sharp_images)):
+    for faces in faces_per_image:
         if not faces:
             boxes.append(None)
             continue

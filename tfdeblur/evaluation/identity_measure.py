@@ -22,18 +22,6 @@ def person_of_name(name: str) -> str:
     return parts[-2] if len(parts) > 1 else parts[0].rsplit("_", 1)[0]
 
 
-def _boxes_from_faces(faces) -> list:
-    out = []
-    for found in faces:
-        if not found:
-            out.append(None)
-            continue
-        best = max(found, key=lambda f: f.confidence)
-        x1, y1, x2, y2 = (float(v) for v in best.box)
-        out.append((x1, y1, x2 - x1, y2 - y1))
-    return out
-
-
 class IdentityMeasure:
     """``measure(run) -> {"identity": ...}`` for each model; ``distances`` keeps the last model's
     pair distances (for the ROC figures)."""
@@ -45,10 +33,11 @@ class IdentityMeasure:
 
     def _prepare(self, run):
         from tfdeblur import identity
+        from tfdeblur.recognizers import best_face_boxes
 
         labels = [person_of_name(n) for n in run.data.names]
         pairs = identity.make_pairs(labels, max_genuine=self.max_genuine, seed=self.seed)
-        boxes = _boxes_from_faces(run.faces["mtcnn"]["sharp"])
+        boxes = best_face_boxes(run.faces["mtcnn"]["sharp"])
         if self.verbose:
             print(f"identity: {len(pairs)} pairs of {len(set(labels))} persons, embedding with "
                   f"{self.recognizer.name}", file=sys.stderr, flush=True)

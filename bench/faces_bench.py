@@ -1,0 +1,69 @@
+"""The ``faces`` section: a 640x480 camera frame with five faces through ``tfdeblur.deblur_faces``.
+
+Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goal speaks of):
+the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN on the
+frame and on the 2x restored look by the fast model; restoration of five given faces), and
+whole-frame ``tfdeblur.deblur`` for comparison; each with the default and the fast model.
+The frame is built from LFW faces when ``../shared/data/lfw`` is there, else from noise.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bench.common import REPO, guarded, log, measure
+
+FRAME = (480, 640)
+FACES = 5
+
+
+def _frame():
+    from tfdeblur.scenes import blur_frames, compose_scene
+
+    lfw = os.path.join(REPO, "..", "shared", "data", "lfw")
+    rng = np.random.default_rng(0)
+    if os.path.isdir(lfw):
+        from tfdeblur.imageio import read_rgb
+
+        people = sorted(os.listdir(lfw))[:20]
+        photos = [read_rgb(os.path.join(lfw, p, sorted(os.listdir(os.path.join(lfw, p)))[0]), None) for p in people]
+        note = "LFW faces"
+    else:
+        photos = [np.clip(rng.normal(128, 40, (250, 250, 3)), 0, 255).astype(np.uint8) for _ in range(20)]
+        note = "noise stand-ins (no ../shared/data/lfw)"
+    boxes = [np.array([75.0, 70.0, 175.0, 190.0], np.float32)] * len(photos)
+    scene = compose_scene(rng, photos, boxes, photos, shape=FRAME, heights=(60.0, 110.0), max_faces=FACES, tries=200)
+    blurred = blur_frames([scene.image], seed=0, blur_px=(10, 40))[0]
+    return blurred, scene.boxes, note
+
+
+def section_faces(rec, s, quick: bool = False) -> dict:
+    from tfdeblur import faces as F
+    from tfdeblur.inference import SHIPPED_MODELS, deblur, load_model
+
+    frame, boxes, note = _frame()
+    size = f"{FRAME[1]}x{FRAME[0]}"
+    note = f"{len(boxes)} faces, {note}"
+    log(f"  frame {size} with {len(boxes)} faces")
+    detector = F.proposal_detector()
+    fast = load_model(SHIPPED_MODELS["fast"])
+    look = guarded(rec, "faces", "proposals", "relaxed MTCNN + 2x look (fast)", size, 1,
+                   lambda: rec.add("faces", "proposals", "relaxed MTCNN + 2x look (fast)", size, 1,
+                                   measure(lambda: F.propose_faces(frame, detector, fast), 1, s, block=lambda _: None),
+                                   unit="frames/s", note=note))
+    rows = {"proposals": look}
+    for name in ("default", "fast"):
+        model = load_model(SHIPPED_MODELS[name])
+        for what, fn in (
+            ("deblur_faces", lambda: F.deblur_faces(model, frame, detector=detector)),
+            ("restore 5 given faces", lambda: F.deblur_faces(model, frame, faces=boxes)),
+            ("whole-frame deblur", lambda: deblur(model, frame)),
+        ):
+            rows[f"{name}: {what}"] = guarded(
+                rec, "faces", what, name, size, 1,
+                lambda fn=fn, what=what: rec.add("faces", what, name, size, 1, measure(fn, 1, s, block=lambda _: None),
+                                                 unit="frames/s", note=note))
+    per_frame = {k: (1.0 / r["rate"] if r and r.get("rate") else None) for k, r in rows.items()}
+    return {"seconds_per_frame": per_frame, "faces": int(len(boxes)), "frame": size}
