@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--photos", type=int, default=None, help="use the first N photos of the split (sorted)")
     args = p.parse_args(argv)
 
-    from tfdeblur.imageio import SkipLog, output_folder_problem, write_image
+    from tfdeblur.errors import output_folder_problem
+    from tfdeblur.imageio import SkipLog, write_image
     from tfdeblur.scenes import SceneError, face_photos, make_scenes, write_imglab_xml
 
     try:

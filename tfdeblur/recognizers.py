@@ -25,6 +25,8 @@ import os
 
 import numpy as np
 
+from tfdeblur.errors import one_line
+
 __all__ = ["RecognizerUnavailable", "DlibRecognizer", "get_recognizer", "sharp_face_boxes", "best_face_boxes", "NAMES"]
 
 NAMES = ("dlib",)
@@ -60,7 +62,7 @@ def _import_dlib():
         import dlib
     except ImportError as e:
         raise RecognizerUnavailable(
-            f"identity measures need dlib (pip install dlib-bin): {str(e).splitlines()[0] if str(e) else 'not found'}"
+            f"identity measures need dlib (pip install dlib-bin): {one_line(e) if str(e) else 'not found'}"
         ) from None
     return dlib
 
@@ -80,7 +82,7 @@ class DlibRecognizer:
             self._shape = self._dlib.shape_predictor(shape_file)
             self._net = self._dlib.face_recognition_model_v1(net_file)
         except RuntimeError as e:
-            raise RecognizerUnavailable(f"dlib could not load its face models: {str(e).splitlines()[0]}") from None
+            raise RecognizerUnavailable(f"dlib could not load its face models: {one_line(e)}") from None
         self.batch_size = int(batch_size)
 
     def _rectangle(self, shape, box):

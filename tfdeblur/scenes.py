@@ -198,7 +198,8 @@ def read_scenes(scene_dir, limit: int | None = None, log=None) -> list[Scene]:
     Skipped, one line each in ``log``: unreadable images, frames with no box, boxes that are
     empty or reach outside the image (clipped boxes would bias the per-size bins).
     """
-    from tfdeblur.imageio import DEFAULT_MAX_PIXELS, ImageError, SkipLog, one_line, read_rgb
+    from tfdeblur.errors import one_line
+    from tfdeblur.imageio import DEFAULT_MAX_PIXELS, ImageError, SkipLog, read_rgb
 
     log = log if log is not None else SkipLog()
     scene_dir = os.fspath(scene_dir)
