@@ -43,3 +43,15 @@ need() {  # a stage's input from an earlier stage
         exit 2
     fi
 }
+
+stages_1_to_3() {  # the stages both shipped models start from
+    # 1: from scratch, `train` blur
+    run_stage s1 3027 configs/cpu.yaml
+    # 2: stronger blur (`train-heavy`); G and D from stage 1's checkpoint
+    need "$RUNS/s1/checkpoints"
+    run_stage s2 1200 configs/cpu-finetune.yaml --set train.init_from="$RUNS/s1/checkpoints"
+    # 3: the long run, decay from 25% of the steps; G from stage 2's best
+    need "$RUNS/s2/generator.keras"
+    run_stage s3 18000 configs/cpu-finetune.yaml --set train.decay_start=0.25 \
+        --set train.init_from="$RUNS/s2/generator.keras"
+}

@@ -18,15 +18,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-runs/reproduce}
 source scripts/reproduce_common.sh
 
-# 1: from scratch, `train` blur
-run_stage s1 3027 configs/cpu.yaml
-# 2: stronger blur (`train-heavy`); G and D from stage 1's checkpoint
-need "$RUNS/s1/checkpoints"
-run_stage s2 1200 configs/cpu-finetune.yaml --set train.init_from="$RUNS/s1/checkpoints"
-# 3: the long run, decay from 25% of the steps; G from stage 2's best
-need "$RUNS/s2/generator.keras"
-run_stage s3 18000 configs/cpu-finetune.yaml --set train.decay_start=0.25 \
-    --set train.init_from="$RUNS/s2/generator.keras"
+stages_1_to_3  # the ngf-24 crop stages, shared with reproduce_fast.sh
 # 4a: probe of blur close to `eval` (paths 35-65 px) at lr 5e-5; G from stage 3, D fresh
 need "$RUNS/s3/generator.keras"
 run_stage s4a_probe 1500 configs/cpu-finetune.yaml --set train.g_lr=5e-5 --set train.d_lr=5e-5 \

@@ -13,12 +13,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-runs/reproduce}
 source scripts/reproduce_common.sh
 
-run_stage s1 3027 configs/cpu.yaml
-need "$RUNS/s1/checkpoints"
-run_stage s2 1200 configs/cpu-finetune.yaml --set train.init_from="$RUNS/s1/checkpoints"
-need "$RUNS/s2/generator.keras"
-run_stage s3 18000 configs/cpu-finetune.yaml --set train.decay_start=0.25 \
-    --set train.init_from="$RUNS/s2/generator.keras"
+stages_1_to_3  # shared with reproduce_default.sh (reproduce_common.sh)
 
 # fast 1: the 6-block stage-3 generator cut to 4 blocks (layers matched by name: res5-res6
 # dropped), LSGAN on `train-heavy` blur, lr 1e-4; D fresh
