@@ -41,18 +41,12 @@ def _score(f):
     return float(getattr(f, "confidence", 1.0))
 
 
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def _nms(faces, thr=_NMS_IOU):
+    from tfdeblur.evaluation.matching import iou
 
-
-def _nms(faces, iou=_NMS_IOU):
     kept = []
     for f in sorted(faces, key=_score, reverse=True):
-        if all(_iou(_box(f), _box(k)) < iou for k in kept):
+        if all(iou(_box(f), _box(k)) < thr for k in kept):
             kept.append(f)
     return kept
 

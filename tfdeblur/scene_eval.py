@@ -31,22 +31,13 @@ def bin_label(lo, hi) -> str:
 
 
 def found_references(pred_boxes, ref_boxes, scores=None, thr: float = IOU_THRESHOLD) -> np.ndarray:
-    """Boolean per reference box: matched by a prediction at IoU >= ``thr``. Predictions in
-    descending score order each take the unmatched reference of highest IoU (PASCAL VOC)."""
-    from tfdeblur.evaluation import iou_matrix
+    """Boolean per reference box: matched by a prediction at IoU >= ``thr`` (the evaluation's
+    PASCAL VOC matching, :func:`tfdeblur.evaluation.matching.greedy_match`)."""
+    from tfdeblur.evaluation.matching import greedy_match
 
-    ref = np.asarray(ref_boxes, np.float64).reshape(-1, 4)
-    pred = np.asarray(pred_boxes, np.float64).reshape(-1, 4)
-    found = np.zeros(len(ref), bool)
-    if len(ref) == 0 or len(pred) == 0:
-        return found
-    order = np.arange(len(pred)) if scores is None else np.argsort(-np.asarray(scores, float), kind="stable")
-    ious = iou_matrix(pred, ref)
-    for i in order:
-        cand = np.where(~found & (ious[i] >= thr), ious[i], -1.0)
-        j = int(np.argmax(cand))
-        if cand[j] >= thr:
-            found[j] = True
+    found = np.zeros(len(np.asarray(ref_boxes, np.float64).reshape(-1, 4)), bool)
+    for _, j in greedy_match(pred_boxes, ref_boxes, thr, scores):
+        found[j] = True
     return found
 
 

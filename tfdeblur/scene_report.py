@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -108,17 +107,14 @@ def examples_figure(details, model_name, path, k: int = 3) -> bool:
 
 def write_scene_report(metrics: dict, output_dir, details: dict | None = None) -> list[str]:
     """Write ``metrics.json``, ``report.md``, ``recall_by_size.png`` and ``scene_examples.png``."""
-    from tfdeblur.evaluation.report import _clean, _json_default
+    from tfdeblur.evaluation.report import write_metrics_json
 
     os.makedirs(output_dir, exist_ok=True)
     figures = ["recall_by_size.png"]
     recall_figure(metrics, os.path.join(output_dir, figures[0]))
     if details is not None and examples_figure(details, metrics["models"][0], os.path.join(output_dir, "scene_examples.png")):
         figures.append("scene_examples.png")
-    path = os.path.join(output_dir, "metrics.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(_clean(metrics), f, indent=2, default=_json_default, allow_nan=False)
-    os.replace(path + ".tmp", path)
+    path = write_metrics_json(metrics, output_dir)
     report = os.path.join(output_dir, "report.md")
     with open(report, "w") as f:
         f.write(_report_md(metrics, figures))

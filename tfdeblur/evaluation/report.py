@@ -11,7 +11,7 @@ from tfdeblur.evaluation.common import PAPER_TABLE1, REPORT_ROWS, finite_or_none
 from tfdeblur.evaluation.figures import examples_figure, failure_figure
 from tfdeblur.files import atomic_path
 
-__all__ = ["write_report", "percent", "p_value"]
+__all__ = ["write_report", "write_metrics_json", "percent", "p_value"]
 
 
 def percent(x):
@@ -175,6 +175,14 @@ def _clean(o):
     return o
 
 
+def write_metrics_json(metrics: dict, output_dir) -> str:
+    """``output_dir/metrics.json`` (strict JSON: non-finite numbers become null), written atomically."""
+    path = os.path.join(output_dir, "metrics.json")
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(_clean(metrics), f, indent=2, default=_json_default, allow_nan=False)
+    return path
+
+
 def write_report(metrics: dict, output_dir, details: dict | None = None) -> list[str]:
     """Write ``metrics.json``, ``report.md`` and the PNG figures; returns the written paths."""
     os.makedirs(output_dir, exist_ok=True)
@@ -191,10 +199,7 @@ def write_report(metrics: dict, output_dir, details: dict | None = None) -> list
             fname = "examples.png" if name == metrics["models"][0] else f"examples_{slug}.png"
             if examples_figure(details, name, os.path.join(output_dir, fname)):
                 figures.append(fname)
-    path = os.path.join(output_dir, "metrics.json")
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(_clean(metrics), f, indent=2, default=_json_default, allow_nan=False)
-    written.append(path)
+    written.append(write_metrics_json(metrics, output_dir))
     path = os.path.join(output_dir, "report.md")
     with open(path, "w") as f:
         f.write(_report_md(metrics, figures))
