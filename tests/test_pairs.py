@@ -129,6 +129,7 @@ def test_blur_cli_options_and_usage_errors(tmp_path, lfw_paths, capsys):
         ([str(src), str(tmp_path / "afile")], "not a folder"),
         ([str(src), str(tmp_path / "o7"), "--noise", "-1"], "--noise"),
         ([str(src), str(tmp_path / "o8"), "--preset", "nope"], "--preset"),
+        ([str(src), str(tmp_path / "o10"), "--jpeg", "0"], "--jpeg"),
         ([str(allbad), str(tmp_path / "o9")], "no pairs written"),
     ]
     for args, message in cases:
@@ -153,3 +154,19 @@ def test_blur_size_0_shares_deblurs_megapixel_cap(lfw_paths, tmp_path, monkeypat
     assert not (tmp_path / "o").exists()
     summary = pairs.write_pairs(src, tmp_path / "o256", size=64, progress=False)
     assert (summary.written, summary.skipped, summary.stale) == (2, 0, 0)
+
+
+def test_blur_cli_jpeg_compresses_only_the_blurred_images(tmp_path, lfw_paths):
+    from tfdeblur.imageio import read_rgb
+
+    src = tmp_path / "src"
+    os.makedirs(src)
+    shutil.copy(lfw_paths[0], src / "a.jpg")
+    assert main(["blur", str(src), str(tmp_path / "plain"), "--seed", "1", "-q"]) == 0
+    assert main(["blur", str(src), str(tmp_path / "jpeg"), "--seed", "1", "--jpeg", "30", "-q"]) == 0
+    sharp = [read_rgb(str(tmp_path / d / "sharp" / "a.png"), None) for d in ("plain", "jpeg")]
+    blurred = [read_rgb(str(tmp_path / d / "blurred" / "a.png"), None).astype(int) for d in ("plain", "jpeg")]
+    assert np.array_equal(sharp[0], sharp[1])
+    assert 0.5 < np.abs(blurred[0] - blurred[1]).mean() < 10
+    with np.load(tmp_path / "jpeg" / "kernels.npz") as z:
+        assert json.loads(str(z["params"]))["jpeg_quality"] == 30

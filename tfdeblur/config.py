@@ -82,6 +82,13 @@ DEFAULTS: dict = {
         # share of training crops that may reach the image edge (blurred with reflected borders,
         # as evaluation blurs full images); the rest are interior crops with real-pixel margins
         "border_fraction": 0.0,
+        # JPEG round trip of this share of blurred training crops, quality drawn per crop
+        "jpeg": {"prob": 0.0, "quality": [50, 95]},
+        # Camera frames (tfdeblur.frame_data): this share of every batch is cut from frames composed
+        # from training persons' photos, faces of face_heights px anywhere, the whole frame blurred
+        # with one shake in frame pixels (data.frames.blur: a preset plus KernelParams fields).
+        "frames": {"fraction": 0.0, "count": 600, "size": 256, "face_heights": [24.0, 160.0], "max_faces": 6,
+                   "blur": {"preset": "train-knotty", "length": [10.0, 45.0]}, "seed": 1},
     },
     "train": {
         "gan": "lsgan",
@@ -168,7 +175,7 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
     return cfg
 
 
-_FREE_FORM = {"data.blur", "train.content"}
+_FREE_FORM = {"data.blur", "data.frames.blur", "train.content"}
 
 
 def _drop_removed_keys(loaded: dict) -> None:
@@ -230,9 +237,34 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"{name} must be a number in [0, {hi}, got {v!r}")
     if not _is_number(d["border_fraction"]) or not 0 <= d["border_fraction"] <= 1:
         raise ConfigError(f"data.border_fraction must be a number in [0, 1], got {d['border_fraction']!r}")
+    _validate_jpeg_and_frames(d)
     if not isinstance(d["crop"], int) or d["crop"] < 16 or d["crop"] > d["image_size"]:
         raise ConfigError(f"data.crop must be an integer in [16, data.image_size], got {d['crop']!r}")
     _validate_model(cfg["model"])
+
+
+def _pair(v, lo, hi) -> bool:
+    return (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v)
+            and lo <= v[0] <= v[1] <= hi)
+
+
+def _validate_jpeg_and_frames(d: dict) -> None:
+    j, f = d["jpeg"], d["frames"]
+    if not _is_number(j["prob"]) or not 0 <= j["prob"] <= 1:
+        raise ConfigError(f"data.jpeg.prob must be a number in [0, 1], got {j['prob']!r}")
+    if not _pair(j["quality"], 1, 100):
+        raise ConfigError(f"data.jpeg.quality must be [min, max] within 1-100, got {j['quality']!r}")
+    if not _is_number(f["fraction"]) or not 0 <= f["fraction"] < 1:
+        raise ConfigError(f"data.frames.fraction must be a number in [0, 1), got {f['fraction']!r}")
+    for key, least in (("count", 1), ("size", 32), ("max_faces", 1)):
+        if not _is_int(f[key]) or f[key] < least:
+            raise ConfigError(f"data.frames.{key} must be an integer >= {least}, got {f[key]!r}")
+    if not _pair(f["face_heights"], 8, f["size"]):
+        raise ConfigError(f"data.frames.face_heights must be [min, max] within 8-{f['size']} px, got {f['face_heights']!r}")
+    if f["fraction"] > 0 and d["crop"] > f["size"]:
+        raise ConfigError(f"data.crop ({d['crop']}) must not exceed data.frames.size ({f['size']})")
+    if not _is_int(f["seed"]):
+        raise ConfigError(f"data.frames.seed must be an integer, got {f['seed']!r}")
 
 
 # The integer model options and their least value (None: any positive odd number).

@@ -120,6 +120,20 @@ def _kernels_for_step(seed, step, batch, params: blur.KernelParams):
     return tf.reshape(k, [batch, tf.shape(k)[1], tf.shape(k)[1]])
 
 
+def _maybe_jpeg(images, seed_of, batch_size, prob, quality):
+    """JPEG round trip for a random ``prob`` share of the batch, quality per image."""
+    lo, hi = int(quality[0]), int(quality[1])
+    q = tf.random.stateless_uniform([batch_size], seed_of(11), lo, hi + 1, dtype=tf.int32)
+    use = tf.random.stateless_uniform([batch_size], seed_of(12)) < prob
+
+    def one(args):
+        im, qi, u = args
+        return tf.cond(u, lambda: tf.image.adjust_jpeg_quality(im, qi), lambda: im)
+
+    out = tf.map_fn(one, (images, q, use), fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+    return tf.reshape(out, tf.shape(images))
+
+
 def train_dataset(
     images_uint8: np.ndarray,
     batch_size: int,
@@ -134,6 +148,8 @@ def train_dataset(
     flip: bool = True,
     parallel: bool = True,
     border_fraction: float = 0.0,
+    jpeg_prob: float = 0.0,
+    jpeg_quality=(50, 95),
 ):
     """Batches ``(blurred, sharp)`` in [-1, 1], ``[B, crop, crop, 3]``, for steps
     ``start_step .. total_steps-1`` (endless when ``total_steps`` is None).
@@ -146,6 +162,9 @@ def train_dataset(
     blurred as :func:`make_eval_pairs` blurs full images: beyond the edge the kernel sees the
     image reflected. A full photo's border band (a kernel radius wide, 20-45% of a 256^2 face
     image at 40-60 px blur) is otherwise never seen in training.
+
+    ``jpeg_prob`` of the blurred samples are JPEG-compressed at a quality drawn from
+    ``jpeg_quality`` (phones and cameras store JPEG; the sharp target is not compressed).
 
     ``parallel=False`` builds batches one at a time with no prefetch (the baseline that
     ``python -m bench --only opts`` compares against); batches are identical either way.
@@ -208,6 +227,8 @@ def train_dataset(
         blurred = tf.clip_by_value(blurred, 0.0, 1.0)
         if quantize:  # real blurred photos are 8-bit
             blurred = tf.round(blurred * 255.0) / 255.0
+        if jpeg_prob > 0:
+            blurred = _maybe_jpeg(blurred, seed_of, batch_size, jpeg_prob, jpeg_quality)
         blurred = tf.reshape(blurred, [batch_size, crop, crop, 3])
         sharp = tf.reshape(sharp, [batch_size, crop, crop, 3])
         return blurred * 2.0 - 1.0, sharp * 2.0 - 1.0

@@ -81,6 +81,11 @@ class KernelParams:
     iters: int = 1000  # samples along the path
     p_identity: float = 0.0  # fraction of delta kernels (sharp pairs), 0 unless asked
     kernel_size: int | None = None  # odd canvas size; None = smallest that holds every path
+    # Recorded camera shake is knottier than the smooth paths above (tfdeblur.knots):
+    knots: tuple = (0, 0)  # sharp turns (90-180 degrees) per path, an integer range
+    dwell: tuple = (0, 0)  # dwell points per path (the camera nearly stops: mass piles up)
+    speed_jitter: float = 0.0  # uneven speed: std of the smooth log-speed profile
+    defocus: tuple = (0.0, 0.0)  # disk radius, px at image_size, convolved with the path's PSF
 
     def validated(self) -> "KernelParams":
         length = _range(self.length, "length", lo=0.0)
@@ -98,6 +103,11 @@ class KernelParams:
             raise ValueError(f"iters must be an integer >= 2, got {self.iters!r}")
         if not (0.0 <= float(self.p_identity) <= 1.0):
             raise ValueError(f"p_identity must be in [0, 1], got {self.p_identity!r}")
+        knots = _range(self.knots, "knots", lo=0.0, hi=16.0)
+        dwell = _range(self.dwell, "dwell", lo=0.0, hi=16.0)
+        defocus = _range(self.defocus, "defocus", lo=0.0, hi=20.0)
+        if not (isinstance(self.speed_jitter, (int, float)) and 0.0 <= float(self.speed_jitter) <= 3.0):
+            raise ValueError(f"speed_jitter must be in [0, 3], got {self.speed_jitter!r}")
         if self.kernel_size is not None and (
             not isinstance(self.kernel_size, (int, np.integer))
             or self.kernel_size < 1
@@ -112,7 +122,15 @@ class KernelParams:
             gaussian_shake=shake,
             prob_big_shake=big,
             p_identity=float(self.p_identity),
+            knots=knots,
+            dwell=dwell,
+            defocus=defocus,
+            speed_jitter=float(self.speed_jitter),
         )
+
+    @property
+    def knotty(self) -> bool:
+        return self.knots[1] > 0 or self.dwell[1] > 0 or self.speed_jitter > 0
 
     @property
     def scale(self) -> float:
@@ -134,6 +152,14 @@ PRESETS: dict[str, KernelParams] = {
     # Second-stage fine-tuning: mostly strong blur, where short-training-budget models gain most
     # (a side-by-side probe: +0.41 dB after 800 steps on strong blur vs +0.0 dB on "train").
     "train-heavy": KernelParams(length=(15.0, 70.0), anxiety=(0.0, 0.08), p_identity=0.05),
+    # Frames and recorded-like shake (issue 17): stage 4's lengths with knots, dwell points,
+    # uneven speed and mild defocus, so the model sees what real hand shake does.
+    "train-knotty": KernelParams(length=(20.0, 65.0), anxiety=(0.0, 0.06), p_identity=0.05, knots=(0, 2),
+                                 dwell=(0, 2), speed_jitter=0.5, defocus=(0.0, 1.0)),
+    # Held out, never trained on: more knots, always a dwell point, stronger defocus (evaluation
+    # adds noise and JPEG 60 on top: docs/blur.md). Nobody tunes to it.
+    "eval-knotty": KernelParams(length=(35.0, 55.0), anxiety=(0.0, 0.05), knots=(2, 4), dwell=(1, 3),
+                                speed_jitter=0.8, defocus=(0.5, 1.5)),
 }
 
 
@@ -323,7 +349,18 @@ def kernel_bank(n: int, seed: int | None = 0, params: KernelParams | None = None
     rng = np.random.default_rng(seed)
     identity = rng.uniform(size=n) < p.p_identity
     x = trajectories(int(n), p, rng)
-    return _rasterise(x, identity, p.kernel_size)
+    if not (p.knotty or p.defocus[1] > 0):  # (so banks of the smooth presets stay bit-identical)
+        return _rasterise(x, identity, p.kernel_size)
+    from tfdeblur import knots
+
+    if p.knotty:
+        x = knots.roughen_paths(x, p, rng)
+    margin = knots.defocus_margin(p)
+    inner = None if p.kernel_size is None else p.kernel_size - 2 * margin
+    if inner is not None and inner < 3:
+        raise ValueError(f"kernel_size={p.kernel_size} is too small for defocus up to {p.defocus[1]} px")
+    psf = _rasterise(x, identity, inner)
+    return knots.defocus_kernels(psf, p, rng, identity)
 
 
 def kernel_bank_loop(n: int, seed: int | None = 0, params: KernelParams | None = None, **overrides) -> np.ndarray:

@@ -164,8 +164,9 @@ class _PairWriter:
     """Blurs batches of sharp images and writes each pair; the output folders are made by the
     first batch (a run that decodes nothing leaves nothing behind)."""
 
-    def __init__(self, out_dir, seed, noise, log):
+    def __init__(self, out_dir, seed, noise, log, jpeg=None):
         self.out_dir, self.seed, self.noise, self.log = out_dir, int(seed), float(noise), log
+        self.jpeg = None if jpeg is None else int(jpeg)
         self.sharp_dir, self.blurred_dir = _output_dirs(out_dir, create=False)
         self.names, self.sources, self.kernels, self.bank_index = [], [], [], []
 
@@ -178,10 +179,10 @@ class _PairWriter:
         if self.noise > 0:  # noise keyed by (seed, pair index), independent of batching
             return np.concatenate([
                 make_eval_pairs(sharp[b : b + 1], ks[b : b + 1], noise_sigma=self.noise,
-                                seed=_noise_seed(self.seed, it.index))
+                                seed=_noise_seed(self.seed, it.index), jpeg_quality=self.jpeg)
                 for b, it in enumerate(items)
             ])
-        return make_eval_pairs(sharp, ks, batch_size=len(items))
+        return make_eval_pairs(sharp, ks, batch_size=len(items), jpeg_quality=self.jpeg)
 
     def write(self, pending: list):
         if not os.path.isdir(self.blurred_dir):
@@ -293,11 +294,11 @@ def _write_kernels_npz(out_dir, writer, meta, with_bank_index):
 
 def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kernels_path=None, preset="eval",
                 batch_size: int = 32, log: SkipLog | None = None, progress: bool = True,
-                bank: tuple | None = None) -> PairsSummary:
+                bank: tuple | None = None, jpeg: int | None = None) -> PairsSummary:
     """Write ``OUT_DIR/{sharp,blurred}/<stem>.png`` and ``OUT_DIR/kernels.npz``.
 
     ``limit``: at most that many pairs (positive); ``seed`` >= 0; ``size``: 0 or >= 16; ``noise``
-    in [0, 1]; kernels from ``kernels_path`` (or an already loaded ``bank = (kernels, params)``)
+    in [0, 1]; ``jpeg``: JPEG quality of the blurred images (None: none); kernels from ``kernels_path`` (or an already loaded ``bank = (kernels, params)``)
     or else from ``preset``. Unreadable inputs are skipped (one ``skipped PATH: reason`` line
     each, through ``log``). Raises :class:`PairsError` when nothing can be or was written.
     """
@@ -311,7 +312,7 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
     if kernels is None and preset not in kb.PRESETS:
         raise PairsError(f"unknown preset {preset!r}; choose from {', '.join(sorted(kb.PRESETS))}")
     found = _find_inputs(src_dir, out_dir, log)
-    writer = _PairWriter(out_dir, seed, noise, log)  # refuses a bad OUT_DIR before any decoding
+    writer = _PairWriter(out_dir, seed, noise, log, jpeg)  # refuses a bad OUT_DIR before any decoding
 
     stems = pair_stems([rel for _, rel in found])
     todo = sorted(zip(stems, (f for f, _ in found), (r for _, r in found)))
@@ -329,6 +330,7 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
         raise PairsError(f"no pairs written: none of the {processed} input images could be used "
                          f"({skipped} skipped)")
     meta = _metadata(src_dir, seed, size, noise, preset, source, kernels, bank_params, kernels_path)
+    meta["jpeg_quality"] = None if jpeg is None else int(jpeg)
     _write_kernels_npz(out_dir, writer, meta, with_bank_index=kernels is not None)
     stale = _stale_outputs((writer.sharp_dir, writer.blurred_dir), set(writer.names))
     return PairsSummary(len(writer.names), skipped, stale)

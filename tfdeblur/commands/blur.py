@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--size", type=int, default=256, help="square output size (0 keeps each image's size)")
     b.add_argument("--noise", type=float, default=0.0, help="Gaussian noise sigma in [0, 1] units (default 0: none)")
+    b.add_argument("--jpeg", type=int, default=None, metavar="Q",
+                   help="JPEG-compress the blurred images at quality Q (1-100; default: none)")
     b.add_argument("--kernels", default=None, help="kernel bank .npz to draw from (default: the eval preset)")
     b.add_argument("--preset", default="eval", help="blur preset when --kernels is not given (default: eval)")
     add_common_flags(b, quiet_help="no progress bar (skips and the summary still print)")
@@ -43,6 +45,8 @@ def _check_flags(args):
         raise _FlagError(f"--size must be 0 (keep each image's size) or >= {MIN_SIZE}, got {args.size!r}")
     if not (math.isfinite(args.noise) and 0.0 <= args.noise <= 1.0):
         raise _FlagError(f"--noise must be a standard deviation in [0, 1] (pixel values in [0, 1]), got {args.noise!r}")
+    if args.jpeg is not None and not 1 <= args.jpeg <= 100:
+        raise _FlagError(f"--jpeg must be a JPEG quality in 1-100, got {args.jpeg!r}")
     if args.kernels is None:
         if args.preset not in PRESETS:
             raise _FlagError(f"unknown --preset {args.preset!r}; choose from {', '.join(sorted(PRESETS))}")
@@ -73,7 +77,7 @@ def run(args) -> int:
     try:
         summary = write_pairs(args.src_dir, args.out_dir, limit=args.limit, seed=args.seed, size=args.size,
                               noise=args.noise, kernels_path=args.kernels, preset=args.preset,
-                              progress=not args.quiet, bank=bank)
+                              progress=not args.quiet, bank=bank, jpeg=args.jpeg)
     except PairsError as e:
         return error(e)
     if summary.stale:

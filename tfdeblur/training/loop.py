@@ -83,6 +83,8 @@ class _TrainingData:
     val_blurred: np.ndarray  # val_images blurred by the fixed "eval" bank
     kernel_params: blur.KernelParams
     kernel_bank: np.ndarray | None
+    frames: np.ndarray | None = None  # uint8 [N, S, S, 3] training frames (data.frames), or None
+    frame_kernel_params: blur.KernelParams | None = None
 
 
 def _split_and_output_dir(data_dir, dcfg, output_dir, log) -> FaceSplit:
@@ -118,16 +120,56 @@ def _load_data(data_dir, split, dcfg, log) -> _TrainingData:
             kernel_bank, _ = blur.load_bank(dcfg["kernel_bank"])
         except ValueError as e:
             raise TrainingError(str(e)) from None
+    frames, frame_kernels = _load_frames(data_dir, train_paths, dcfg, log)
     return _TrainingData(train_images, val_images, val_blurred, blur.kernel_params_from_config(dcfg["blur"]),
-                         kernel_bank)
+                         kernel_bank, frames, frame_kernels)
+
+
+def _load_frames(data_dir, train_paths, dcfg, log):
+    """Frames composed from the training persons' photos (none when data.frames.fraction is 0)."""
+    fcfg = dcfg["frames"]
+    if not fcfg["fraction"]:
+        return None, None
+    from tfdeblur import frame_data
+    from tfdeblur.detectors import MTCNNDetector
+    from tfdeblur.imageio import ImageError, read_rgb
+
+    photos = []
+    for p in train_paths:
+        try:
+            photos.append(read_rgb(p, None))
+        except ImageError as e:
+            log.skip(p, e)
+    # Each photo's face box: MTCNN's most confident face on the sharp photo (as scenes do).
+    found = MTCNNDetector().detect(photos)
+    faces, boxes = [], []
+    for im, dets in zip(photos, found):
+        if dets:
+            faces.append(im)
+            boxes.append(np.asarray(max(dets, key=lambda f: f.confidence).box[:4], np.float32))
+    if not faces:
+        raise TrainingError(f"data.frames: MTCNN finds no face in the training photos under {data_dir!r}")
+    frames = frame_data.training_frames(faces, boxes, fcfg["count"], fcfg["size"], fcfg["face_heights"],
+                                        fcfg["max_faces"], fcfg["seed"])
+    _log(f"data: {len(frames)} training frames of {fcfg['size']}^2 from {len(faces)} training photos "
+         f"({fcfg['fraction']:.0%} of each batch)")
+    return frames, blur.kernel_params_from_config(fcfg["blur"])
 
 
 def _dataset(data: _TrainingData, dcfg, batch_size, seed, start, total_steps, dist):
+    from tfdeblur import frame_data
+
+    n_frames = frame_data.frame_batch_size(batch_size, float(dcfg["frames"]["fraction"])) if data.frames is not None else 0
+    common = dict(start_step=start, total_steps=total_steps, noise_sigma=dcfg["noise_sigma"],
+                  jpeg_prob=float(dcfg["jpeg"]["prob"]), jpeg_quality=dcfg["jpeg"]["quality"])
     ds = train_dataset(
-        data.train_images, batch_size, int(dcfg["crop"]), seed=seed, start_step=start, total_steps=total_steps,
-        kernel_params=data.kernel_params, kernel_bank=data.kernel_bank, noise_sigma=dcfg["noise_sigma"],
-        border_fraction=float(dcfg["border_fraction"]),
+        data.train_images, batch_size - n_frames, int(dcfg["crop"]), seed=seed, kernel_params=data.kernel_params,
+        kernel_bank=data.kernel_bank, border_fraction=float(dcfg["border_fraction"]), **common,
     )
+    if n_frames:
+        frames = train_dataset(data.frames, n_frames, int(dcfg["crop"]), seed=seed + 1009,
+                               kernel_params=data.frame_kernel_params, **common)
+        ds = frame_data.mixed_dataset(ds, frames)
     return dist.experimental_distribute_dataset(ds) if dist.num_replicas_in_sync > 1 else ds
 
 
