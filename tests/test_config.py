@@ -299,3 +299,17 @@ def test_default_config_is_this_checkouts_cpu_config_from_any_folder(tmp_path, m
     monkeypatch.chdir(tmp_path)
     assert default_config_path() == os.path.join(REPO, "configs", "cpu.yaml")
     assert load_config(default_config_path())["model"]["generator"]["pixel_shuffle"] == 2
+
+
+def test_table1_configs_differ_only_in_the_loss():
+    """Issue 19: one recipe, three losses (same weights' seed, data, blur, content and budget)."""
+    import os
+
+    from tfdeblur.config import load_config
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "table1")
+    cfgs = {g: load_config(os.path.join(root, f"{g}.yaml")) for g in ("gan", "lsgan", "wgan-gp")}
+    for g, c in cfgs.items():
+        assert c["train"]["gan"] == g
+    strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items() if k != "gan"}}  # noqa: E731
+    assert strip(cfgs["gan"]) == strip(cfgs["lsgan"]) == strip(cfgs["wgan-gp"])

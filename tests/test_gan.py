@@ -139,3 +139,25 @@ def test_distillation_pulls_the_generator_towards_a_frozen_teacher(fixed_batch):
     for a, b in zip(teacher_before, teacher.weights):
         np.testing.assert_array_equal(a, b.numpy())  # the teacher is never trained
     assert "g_distill" not in _make("lsgan").train_step((blurred, sharp))
+
+
+def _generator_update(kind, batch, seed=0):
+    """The generator's weight change after two steps from the seed's initial weights."""
+    gan = _make(kind, seed=seed)
+    before = [w.numpy().copy() for w in gan.generator.weights]
+    for _ in range(2):
+        gan.train_step(batch)
+    return np.concatenate([(w.numpy() - b).ravel() for w, b in zip(gan.generator.weights, before)])
+
+
+def test_the_three_losses_give_different_deterministic_updates_from_the_same_start(fixed_batch):
+    """Table 1's premise (issue 19): same weights, seed and batch, only the loss differs."""
+    updates = {kind: _generator_update(kind, fixed_batch) for kind in ("gan", "lsgan", "wgan-gp")}
+    for kind, u in updates.items():
+        assert np.abs(u).max() > 0, kind
+        np.testing.assert_array_equal(u, _generator_update(kind, fixed_batch), err_msg=kind)  # deterministic
+    kinds = list(updates)
+    for i in range(3):
+        for j in range(i + 1, 3):
+            a, b = updates[kinds[i]], updates[kinds[j]]
+            assert np.abs(a - b).max() > 1e-6 * np.abs(a).max(), (kinds[i], kinds[j])
