@@ -20,6 +20,7 @@ PRECISIONS = ("float32", "bfloat16")
 # The generator options that take one of a few values (tfdeblur.models.build_generator checks
 # the same lists); the other model options are integers.
 GENERATOR_CHOICES = {
+    "arch": ("resnet", "naf"),  # DeblurGAN ResNet blocks, or NAFNet blocks in a U-shape (tfdeblur.naf)
     "upsample": ("transpose", "bilinear", "nearest"),
     "block": ("basic", "separable", "inverted"),
     "norm": ("group", "fused"),
@@ -63,7 +64,7 @@ class ConfigError(ValueError):
 DEFAULTS: dict = {
     "model": {
         "generator": {
-            "ngf": 64, "n_blocks": 6, "n_down": 2, "upsample": "transpose", "block": "basic",
+            "arch": "resnet", "ngf": 64, "n_blocks": 6, "n_down": 2, "upsample": "transpose", "block": "basic",
             "stem_kernel": 7, "pixel_shuffle": 1, "norm": "group",
         },
         "discriminator": {"ndf": 64, "n_layers": 3},

@@ -236,6 +236,7 @@ def build_generator(
     pixel_shuffle: int = 1,
     norm: str = "group",
     name: str = "generator",
+    arch: str = "resnet",
 ) -> keras.Model:
     """DeblurGAN generator: 7x7 stem, ``n_down`` stride-2 convs, ResNet blocks, upsampling,
     7x7 tanh output and a global residual ``clip(x + G(x), -1, 1)``. Images are in [-1, 1].
@@ -245,8 +246,22 @@ def build_generator(
     ``pixel_shuffle=2``: space-to-depth at the input and depth-to-space at the output, so the whole
     network works at half resolution on 12 channels (no full-resolution convolutions at all).
     ``norm="fused"`` swaps GroupNormalization(groups=-1) for the equivalent one-pass layer.
+
+    ``arch="naf"`` builds the NAFNet-style family instead (:mod:`tfdeblur.naf`): ``ngf`` is its
+    width, ``n_down`` its U-levels (one NAF block per level, two at the lowest encoder level),
+    ``n_blocks`` the blocks at the lowest resolution; ``upsample``, ``block``, ``stem_kernel`` and
+    ``norm`` do not apply (it always uses layer norm).
     """
     global _norm_kind
+    if arch not in GENERATOR_CHOICES["arch"]:
+        raise ValueError(f"arch must be one of {', '.join(GENERATOR_CHOICES['arch'])}, got {arch!r}")
+    if arch == "naf":
+        from tfdeblur.naf import build_naf_generator
+
+        if not isinstance(n_down, int) or n_down < 1:
+            raise ValueError(f"n_down must be a positive integer, got {n_down!r}")
+        enc = (1,) * (n_down - 1) + (2,)
+        return build_naf_generator(ngf, enc, n_blocks, (1,) * n_down, pixel_shuffle, name)
     for arg, val in (("norm", norm), ("pixel_shuffle", pixel_shuffle), ("block", block), ("upsample", upsample)):
         if val not in GENERATOR_CHOICES[arg]:
             raise ValueError(f"{arg} must be one of {', '.join(map(str, GENERATOR_CHOICES[arg]))}, got {val!r}")
@@ -379,3 +394,7 @@ def with_precision(model: keras.Model, precision: str = "float32") -> keras.Mode
     clone = keras.models.clone_model(model, clone_function=clone_layer)
     clone.set_weights(model.get_weights())
     return clone
+
+
+# The NAF family registers its layers on import, so a saved NAF generator loads like any other.
+from tfdeblur import naf as _naf  # noqa: E402,F401
