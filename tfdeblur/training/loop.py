@@ -286,6 +286,8 @@ class _Loop:
             while step < self.total:
                 if sig.signum is not None:
                     ckpts.save(step)
+                    if step > start:  # the last generator too, as a finished run keeps it
+                        ckpts.save_generator("generator_last.keras")
                     self.writer.flush()
                     raise TrainingInterrupted(sig.signum, step)
                 lr_g, lr_d = self._set_learning_rates(step)
