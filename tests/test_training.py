@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from tfdeblur import models as tfmodels
 from tfdeblur.cli import train_main
-from tfdeblur.config import load_config
+from tfdeblur.config import ConfigError, load_config
 from tfdeblur.training import TrainingError, learning_rate_at, train
 from tfdeblur.weights import copy_weights_by_name
 
@@ -703,3 +703,16 @@ def test_mirrored_strategy_splits_batch_and_scales_loss(background):
     assert report["nan_step_nonfinite"] > 0 and report["nan_step_unchanged"]
     assert report["summary_steps"] == 2
     assert "must divide evenly over 2 replicas" in report["odd_batch"]
+
+
+def test_frames_in_the_batch_train_and_a_frame_blur_typo_fails_first(small_lfw, tmp_path, capsys):
+    cfg = tiny_cfg(small_lfw, steps=2, checkpoint_every=2)
+    cfg["data"]["frames"].update(fraction=0.5, count=3, size=64, face_heights=[16.0, 48.0], max_faces=3,
+                                 blur={"preset": "train-knotty", "length": [3.0, 8.0]})
+    cfg["data"]["jpeg"].update(prob=0.5)
+    summary = train(cfg, str(tmp_path / "run"), verbose=0)
+    assert summary["steps"] == 2 and np.isfinite(summary["best_val_psnr"])
+    assert "training frames of 64^2" in capsys.readouterr().err
+    cfg["data"]["frames"]["blur"] = {"preset": "train-knotty", "knots": [3, 1]}
+    with pytest.raises(ConfigError, match="knots"):
+        train(cfg, str(tmp_path / "bad"), verbose=0)

@@ -256,12 +256,10 @@ def build_generator(
     if arch not in GENERATOR_CHOICES["arch"]:
         raise ValueError(f"arch must be one of {', '.join(GENERATOR_CHOICES['arch'])}, got {arch!r}")
     if arch == "naf":
-        from tfdeblur.naf import build_naf_generator
-
         if not isinstance(n_down, int) or n_down < 1:
             raise ValueError(f"n_down must be a positive integer, got {n_down!r}")
         enc = (1,) * (n_down - 1) + (2,)
-        return build_naf_generator(ngf, enc, n_blocks, (1,) * n_down, pixel_shuffle, name)
+        return _naf.build_naf_generator(ngf, enc, n_blocks, (1,) * n_down, pixel_shuffle, name)
     for arg, val in (("norm", norm), ("pixel_shuffle", pixel_shuffle), ("block", block), ("upsample", upsample)):
         if val not in GENERATOR_CHOICES[arg]:
             raise ValueError(f"{arg} must be one of {', '.join(map(str, GENERATOR_CHOICES[arg]))}, got {val!r}")

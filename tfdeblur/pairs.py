@@ -298,8 +298,8 @@ def write_pairs(src_dir, out_dir, limit=None, seed=0, size=256, noise=0.0, kerne
     """Write ``OUT_DIR/{sharp,blurred}/<stem>.png`` and ``OUT_DIR/kernels.npz``.
 
     ``limit``: at most that many pairs (positive); ``seed`` >= 0; ``size``: 0 or >= 16; ``noise``
-    in [0, 1]; ``jpeg``: JPEG quality of the blurred images (None: none); kernels from ``kernels_path`` (or an already loaded ``bank = (kernels, params)``)
-    or else from ``preset``. Unreadable inputs are skipped (one ``skipped PATH: reason`` line
+    in [0, 1]; ``jpeg``: JPEG quality of the blurred images (None: none); kernels from
+    ``kernels_path`` (or an already loaded ``bank = (kernels, params)``) or else from ``preset``. Unreadable inputs are skipped (one ``skipped PATH: reason`` line
     each, through ``log``). Raises :class:`PairsError` when nothing can be or was written.
     """
     from tfdeblur import kernels as kb

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Scene", "SceneError", "compose_scene", "make_scenes", "write_imglab_xml", "read_scenes",
-           "blur_frames", "face_photos", "DEFAULT_FRAME", "DEFAULT_BLUR_PX", "FACE_HEIGHTS"]
+           "blur_frames", "face_photos", "photos_with_faces", "DEFAULT_FRAME", "DEFAULT_BLUR_PX", "FACE_HEIGHTS"]
 
 DEFAULT_FRAME = (480, 640)  # (H, W): VGA, a phone preview or a CCTV stream
 FACE_HEIGHTS = (24.0, 300.0)  # face box heights drawn log-uniformly in this range, px
@@ -291,6 +291,16 @@ def face_photos(data_dir, split: str = "val", limit: int | None = None, detector
     paths = sorted(paths)
     if limit is not None:
         paths = paths[: int(limit)]
+    return photos_with_faces(paths, detector, log, where=f"under {data_dir!r} ({split} persons)")
+
+
+def photos_with_faces(paths, detector=None, log=None, where: str = ""):
+    """Read face photos and find each one's face: MTCNN's most confident detection on the sharp
+    photo (LFW holds one centred person per photo). Unreadable photos and photos with no face are
+    skipped, one line each in ``log``. Returns ``(photos, boxes, paths)``."""
+    from tfdeblur.imageio import SkipLog
+
+    log = log if log is not None else SkipLog()
     photos, kept = [], []
     for p in paths:
         im, ok = _read_photo(p, log)
@@ -298,7 +308,7 @@ def face_photos(data_dir, split: str = "val", limit: int | None = None, detector
             photos.append(im)
             kept.append(p)
     if not photos:
-        raise SceneError(f"no readable face photo under {data_dir!r} ({split} persons)")
+        raise SceneError(f"no readable face photo {where}".rstrip())
     if detector is None:
         from tfdeblur.detectors import MTCNNDetector
 

@@ -7,6 +7,7 @@ the checkpoints (:class:`tfdeblur.training.checkpoints.Checkpoints`) store every
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -120,40 +121,34 @@ def _load_data(data_dir, split, dcfg, log) -> _TrainingData:
             kernel_bank, _ = blur.load_bank(dcfg["kernel_bank"])
         except ValueError as e:
             raise TrainingError(str(e)) from None
-    frames, frame_kernels = _load_frames(data_dir, train_paths, dcfg, log)
+    frames, frame_kernels = _load_frames(data_dir, train_paths, dcfg)
     return _TrainingData(train_images, val_images, val_blurred, blur.kernel_params_from_config(dcfg["blur"]),
                          kernel_bank, frames, frame_kernels)
 
 
-def _load_frames(data_dir, train_paths, dcfg, log):
+def _load_frames(data_dir, train_paths, dcfg):
     """Frames composed from the training persons' photos (none when data.frames.fraction is 0)."""
     fcfg = dcfg["frames"]
     if not fcfg["fraction"]:
         return None, None
     from tfdeblur import frame_data
-    from tfdeblur.detectors import MTCNNDetector
-    from tfdeblur.imageio import ImageError, read_rgb
+    from tfdeblur.scenes import SceneError, photos_with_faces
 
-    photos = []
-    for p in train_paths:
-        try:
-            photos.append(read_rgb(p, None))
-        except ImageError as e:
-            log.skip(p, e)
-    # Each photo's face box: MTCNN's most confident face on the sharp photo (as scenes do).
-    found = MTCNNDetector().detect(photos)
-    faces, boxes = [], []
-    for im, dets in zip(photos, found):
-        if dets:
-            faces.append(im)
-            boxes.append(np.asarray(max(dets, key=lambda f: f.confidence).box[:4], np.float32))
+    kernel_params = blur.kernel_params_from_config(fcfg["blur"])  # a typo fails before the detector runs
+    # load_faces has already reported unreadable photos to the run's skip log; a photo without an MTCNN face
+    # still serves as crop data, so neither is a skipped input here (the count is logged below).
+    unused = SkipLog(stream=io.StringIO())
+    try:
+        faces, boxes, _ = photos_with_faces(train_paths, log=unused, where=f"among the training photos under {data_dir!r}")
+    except SceneError as e:
+        raise TrainingError(f"data.frames: {e}") from None
     if not faces:
         raise TrainingError(f"data.frames: MTCNN finds no face in the training photos under {data_dir!r}")
     frames = frame_data.training_frames(faces, boxes, fcfg["count"], fcfg["size"], fcfg["face_heights"],
                                         fcfg["max_faces"], fcfg["seed"])
     _log(f"data: {len(frames)} training frames of {fcfg['size']}^2 from {len(faces)} training photos "
          f"({fcfg['fraction']:.0%} of each batch)")
-    return frames, blur.kernel_params_from_config(fcfg["blur"])
+    return frames, kernel_params
 
 
 def _dataset(data: _TrainingData, dcfg, batch_size, seed, start, total_steps, dist):
