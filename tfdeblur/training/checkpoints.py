@@ -14,6 +14,7 @@ import numpy as np
 
 from tfdeblur.data import from_model, to_model
 from tfdeblur.errors import one_line
+from tfdeblur.training import cluster
 from tfdeblur.training.build import load_generator_file
 from tfdeblur.training.errors import TrainingError
 
@@ -37,7 +38,8 @@ class Checkpoints:
 
     ``generator.keras`` is the generator of the best validation PSNR so far (validated on the
     uint8 ``val_blurred`` / ``val_images`` pairs); the state variables are created in
-    ``strategy``'s scope, as the models were.
+    ``strategy``'s scope, as the models were. In a multi-worker run only the chief writes
+    ``output_dir``; the other workers save into a scratch folder (:mod:`.cluster`).
     """
 
     def __init__(self, gan, output_dir, keep, strategy, val_images, val_blurred):
@@ -55,12 +57,17 @@ class Checkpoints:
             rng=gan.rng,
         )
         self.dir = os.path.join(output_dir, "checkpoints")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.dir, max_to_keep=int(keep))
+        self.chief = cluster.is_chief(strategy)
+        self._scratch = None if self.chief else cluster.scratch_dir(output_dir, strategy)
+        write_dir = self.dir if self.chief else os.path.join(self._scratch, "checkpoints")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, write_dir, max_to_keep=int(keep))
         self._restore_batch = tf.function(lambda x: gan.generator(x, training=False))
 
     @property
     def latest(self):
-        return self.manager.latest_checkpoint
+        import tensorflow as tf
+
+        return tf.train.latest_checkpoint(self.dir)  # the chief's, on every worker
 
     def restore(self, resume: bool) -> int:
         """Continue the last checkpoint (``resume``) or refuse to overwrite one; the start step."""
@@ -100,6 +107,8 @@ class Checkpoints:
             raise TrainingError(f"could not save the checkpoint at step {step}: {one_line(e)}") from None
         finally:
             self._remove_partial_shards()
+            if self._scratch:
+                cluster.remove_scratch(self._scratch)
 
     def _remove_partial_shards(self):
         for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
@@ -122,7 +131,7 @@ class Checkpoints:
             if i == 0:
                 restored_grid = from_model(r).numpy()
         psnr, ssim = float(np.mean(np.concatenate(psnrs))), float(np.mean(np.concatenate(ssims)))
-        with writer.as_default(step=step):
+        with writer.as_default(step=step):  # a no-op writer on non-chief workers
             tf.summary.scalar("val/psnr", psnr)
             tf.summary.scalar("val/ssim", ssim)
             tf.summary.image("val/blurred|restored|sharp",
@@ -135,7 +144,9 @@ class Checkpoints:
 
     def save_generator(self, filename):
         """Write ``output_dir/filename`` atomically (a crash never leaves half a model); a failed
-        write is a one-line TrainingError."""
+        write is a one-line TrainingError. Only the chief writes."""
+        if not self.chief:
+            return
         path = os.path.join(self.output_dir, filename)
         tmp = path[: -len(".keras")] + f".tmp-{os.getpid()}.keras"
         try:

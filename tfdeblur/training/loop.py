@@ -23,6 +23,7 @@ from tfdeblur.config import ConfigError
 from tfdeblur.data import FaceSplit, NoImagesError, load_faces, load_split, make_eval_pairs, train_dataset
 from tfdeblur.errors import output_folder_problem
 from tfdeblur.imageio import SkipLog
+from tfdeblur.training import cluster
 from tfdeblur.training.build import build_models, make_strategy, precision_policy
 from tfdeblur.training.checkpoints import Checkpoints, init_models_from
 from tfdeblur.training.errors import NonFiniteLoss, TrainingError, TrainingInterrupted
@@ -157,14 +158,21 @@ def _dataset(data: _TrainingData, dcfg, batch_size, seed, start, total_steps, di
     n_frames = frame_data.frame_batch_size(batch_size, float(dcfg["frames"]["fraction"])) if data.frames is not None else 0
     common = dict(start_step=start, total_steps=total_steps, noise_sigma=dcfg["noise_sigma"],
                   jpeg_prob=float(dcfg["jpeg"]["prob"]), jpeg_quality=dcfg["jpeg"]["quality"])
-    ds = train_dataset(
-        data.train_images, batch_size - n_frames, int(dcfg["crop"]), seed=seed, kernel_params=data.kernel_params,
-        kernel_bank=data.kernel_bank, border_fraction=float(dcfg["border_fraction"]), **common,
-    )
-    if n_frames:
-        frames = train_dataset(data.frames, n_frames, int(dcfg["crop"]), seed=seed + 1009,
-                               kernel_params=data.frame_kernel_params, **common)
-        ds = frame_data.mixed_dataset(ds, frames)
+
+    def global_batches():
+        ds = train_dataset(
+            data.train_images, batch_size - n_frames, int(dcfg["crop"]), seed=seed, kernel_params=data.kernel_params,
+            kernel_bank=data.kernel_bank, border_fraction=float(dcfg["border_fraction"]), **common,
+        )
+        if n_frames:
+            frames = train_dataset(data.frames, n_frames, int(dcfg["crop"]), seed=seed + 1009,
+                                   kernel_params=data.frame_kernel_params, **common)
+            ds = frame_data.mixed_dataset(ds, frames)
+        return ds
+
+    if cluster.is_multiworker(dist):
+        return cluster.distribute_per_worker(dist, global_batches, batch_size)
+    ds = global_batches()
     return dist.experimental_distribute_dataset(ds) if dist.num_replicas_in_sync > 1 else ds
 
 
@@ -194,6 +202,12 @@ def train(
     import keras
     import tensorflow as tf
 
+    # first: MultiWorkerMirroredStrategy must configure collective ops before any other TF op runs
+    dist = make_strategy(strategy)
+    chief = cluster.is_chief(dist)
+    if not chief:
+        verbose = 0  # the chief shows progress
+        _log(f"{cluster.task_label(dist)}: training; the chief writes {output_dir}")
     seed = int(tcfg["seed"])
     keras.utils.set_random_seed(seed)
     if deterministic:
@@ -205,8 +219,6 @@ def train(
     if tcfg.get("epochs"):
         total_steps = int(tcfg["epochs"]) * int(tcfg["steps_per_epoch"])
     batch_size = int(tcfg["batch_size"])
-
-    dist = make_strategy(strategy)
     if batch_size % dist.num_replicas_in_sync:
         raise ConfigError(f"batch size {batch_size} must divide evenly over {dist.num_replicas_in_sync} replicas")
     with dist.scope():
@@ -215,18 +227,19 @@ def train(
     start = ckpts.restore(resume)
     if tcfg.get("init_from") and start == 0:
         init_models_from(tcfg["init_from"], gan.generator, gan.discriminator, grow=bool(tcfg.get("init_grow")))
-    with open(os.path.join(output_dir, "config.yaml"), "w") as f:
-        import yaml
+    if chief:
+        with open(os.path.join(output_dir, "config.yaml"), "w") as f:
+            import yaml
 
-        yaml.safe_dump(cfg, f, sort_keys=False)
+            yaml.safe_dump(cfg, f, sort_keys=False)
     if start >= total_steps:
         _log(f"already at step {start} >= --steps {total_steps}; nothing to train")
 
     ds = _dataset(data, dcfg, batch_size, seed, start, total_steps, dist)
-    writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs"))
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs")) if chief else tf.summary.create_noop_writer()
     t0 = time.time()
     step, history = _Loop(gan, ckpts, dist, tcfg, total_steps, writer, verbose).run(ds, start)
-    if not os.path.exists(os.path.join(output_dir, "generator.keras")):
+    if not os.path.exists(os.path.join(output_dir, "generator.keras")) and chief:
         ckpts.validate(step, writer)
     if step > start:
         # generator.keras is picked by PSNR; adversarial fine-tuning may trade PSNR for detection,
@@ -242,8 +255,9 @@ def train(
         "train_images": int(len(data.train_images)), "val_images": int(len(data.val_images)),
         "skipped_inputs": len(log),
     }
-    with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    if chief:
+        with open(os.path.join(output_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
     return summary
 
 
