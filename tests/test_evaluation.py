@@ -338,6 +338,8 @@ def test_two_models_compared(tmp_path, small_lfw, tiny_models):
     pair = m["mcnemar_models"][f"{tiny_models[0]} vs {tiny_models[1]}"]
     ok = {name: [bool(f) for f in details["faces"]["mtcnn"][f"restored@{name}"]] for name in tiny_models}
     assert pair["restored"] == ev.mcnemar_test(ok[tiny_models[0]], ok[tiny_models[1]])
+    ind_ok = {name: [bool(f) for f in details["faces"]["independent"][f"restored@{name}"]] for name in tiny_models}
+    assert pair["independent_restored"] == ev.mcnemar_test(ind_ok[tiny_models[0]], ind_ok[tiny_models[1]])
     # the stand-in detector's failures are what the metrics count
     blurred_fail = [not f for f in details["faces"]["mtcnn"]["blurred"]]
     assert m["conditions"]["blurred"]["failures"] == sum(blurred_fail)

@@ -130,15 +130,17 @@ def _report_md(metrics: dict, figures: list[str]) -> str:
                   f"{_num(metrics.get('independent_detector_fps'), '.1f')} img/s on this machine.", ""]
         lines += _table(m, ind) + ["", "**What this means:** " + _verdict(m, n, ind), ""]
     if metrics.get("mcnemar_models"):
-        lines += ["## Between models (MTCNN detection success, McNemar exact; restored PSNR, paired)", "",
-                  "| Models | Restored: only A / only B | p | Sharp-restored: only A / only B | p "
-                  "| Restored PSNR, B − A (dB) [95% CI] |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["## Between models (detection success, McNemar exact; restored PSNR, paired)", "",
+                  "| Models | MTCNN restored: only A / only B | p | MTCNN sharp-restored: only A / only B | p "
+                  f"| {ind or 'independent'} restored: only A / only B | p | Restored PSNR, B − A (dB) [95% CI] |",
+                  "|---|---|---|---|---|---|---|---|"]
         for pair, t in metrics["mcnemar_models"].items():
-            r, s = t["restored"], t["sharp_restored"]
+            r, s, i = t["restored"], t["sharp_restored"], t.get("independent_restored")
             d = t.get("restored_psnr_difference") or {}
             diff = _num_ci(d.get("mean"), d.get("ci95"), "+.2f")
-            lines.append(f"| {pair} | {r['b']} / {r['c']} | {p_value(r['p'])} | {s['b']} / {s['c']} | {p_value(s['p'])} | {diff} |")
+            ind_cells = f"{i['b']} / {i['c']} | {p_value(i['p'])}" if i else "– | –"
+            lines.append(f"| {pair} | {r['b']} / {r['c']} | {p_value(r['p'])} | {s['b']} / {s['c']} | {p_value(s['p'])} "
+                         f"| {ind_cells} | {diff} |")
         lines.append("")
     lines += ["## The paper's numbers (Fan & Luo, Table 1; MTCNN on LFW)", ""] + _paper_lines() + [
         "",

@@ -231,16 +231,20 @@ def model_measures(run: ModelRun) -> dict:
 
 
 def _between_models(runs: list) -> dict:
-    """MTCNN success (McNemar) and restored PSNR (paired, B - A) for every pair of models."""
+    """MTCNN success (McNemar) and restored PSNR (paired, B - A) for every pair of models, and the
+    independent detector's success (McNemar) when it ran."""
     between = {}
     for i, a in enumerate(runs):
         for b in runs[i + 1 :]:
             sa, sb = a.success["mtcnn"], b.success["mtcnn"]
-            between[f"{a.name} vs {b.name}"] = {
+            pair = between[f"{a.name} vs {b.name}"] = {
                 "restored": mcnemar_test(sa["restored"], sb["restored"]),
                 "sharp_restored": mcnemar_test(sa["sharp_restored"], sb["sharp_restored"]),
                 "restored_psnr_difference": paired_difference(a.quality["restored"][0], b.quality["restored"][0]),
             }
+            if "independent" in a.success and "independent" in b.success:
+                pair["independent_restored"] = mcnemar_test(a.success["independent"]["restored"],
+                                                            b.success["independent"]["restored"])
     return between
 
 
