@@ -116,6 +116,7 @@ DEFAULTS: dict = {
         "init_grow": False,  # init_from a narrower/shallower generator .keras: start as its function
         "distill_from": None,  # a larger generator (.keras) whose restorations G also imitates
         "distill_weight": 1.0,  # Charbonnier to the teacher's restoration; used with distill_from
+        "identity_model": None,  # face embedder (.keras) for the "identity" content term (scripts/train_face_embedder.py)
         "debug_nan_at_step": None,  # test hook: feed a NaN batch at this step
     },
 }
@@ -222,6 +223,9 @@ def validate(cfg: dict) -> None:
         raise ConfigError("train.init_grow needs train.init_from to be a generator .keras file")
     if t["distill_from"] is not None and not str(t["distill_from"]).endswith(".keras"):
         raise ConfigError(f"train.distill_from must be a generator .keras file or null, got {t['distill_from']!r}")
+    if "identity" in t["content"] and not str(t["identity_model"] or "").endswith(".keras"):
+        raise ConfigError("the identity content term needs train.identity_model: a face embedder .keras file "
+                          "(scripts/train_face_embedder.py)")
     # the rest would otherwise fail later with a traceback (TypeError / ValueError mid-setup)
     if not _is_int(d["image_size"]) or d["image_size"] < 16:
         raise ConfigError(f"data.image_size must be an integer >= 16, got {d['image_size']!r}")

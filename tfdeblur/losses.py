@@ -24,6 +24,7 @@ __all__ = [
     "ContentLoss",
     "FaceFeatureLoss",
     "VGG19Loss",
+    "IdentityFeatureLoss",
     "ContentLossUnavailable",
     "build_content_loss",
 ]
@@ -92,21 +93,23 @@ class ContentLossUnavailable(RuntimeError):
 class ContentLoss:
     """Weighted sum of content terms, e.g. ``{"charbonnier": 1.0, "face": 0.1}``.
 
-    Terms: ``l1``, ``charbonnier``, ``ssim`` (1 - SSIM), ``face`` (MTCNN features), ``vgg19``.
+    Terms: ``l1``, ``charbonnier``, ``ssim`` (1 - SSIM), ``face`` (MTCNN features), ``vgg19``,
+    ``identity`` (a frozen face embedder's cosine distance; ``identity_model``).
     """
 
-    def __init__(self, terms: dict, vgg19_weights: str | None = None):
+    def __init__(self, terms: dict, vgg19_weights: str | None = None, identity_model: str | None = None):
         if not terms:
             raise ValueError("content loss needs at least one term")
         self.terms = {}
         for name, weight in terms.items():
-            if name not in ("l1", "charbonnier", "ssim", "face", "vgg19"):
+            if name not in ("l1", "charbonnier", "ssim", "face", "vgg19", "identity"):
                 raise ValueError(
-                    f"unknown content loss term {name!r}; use l1, charbonnier, ssim, face or vgg19"
+                    f"unknown content loss term {name!r}; use l1, charbonnier, ssim, face, vgg19 or identity"
                 )
             self.terms[name] = float(weight)
         self.face = FaceFeatureLoss() if "face" in self.terms else None
         self.vgg = VGG19Loss(vgg19_weights) if "vgg19" in self.terms else None
+        self.identity = IdentityFeatureLoss(identity_model) if "identity" in self.terms else None
 
     def __call__(self, restored, sharp):
         restored = tf.cast(restored, tf.float32)
@@ -121,6 +124,8 @@ class ContentLoss:
                 term = 1.0 - tf.reduce_mean(tf.image.ssim(restored, sharp, max_val=2.0))
             elif name == "face":
                 term = self.face(restored, sharp)
+            elif name == "identity":
+                term = self.identity(restored, sharp)
             else:
                 term = self.vgg(restored, sharp)
             total = total + w * tf.cast(term, tf.float32)  # terms may come out of bfloat16 networks
@@ -194,6 +199,36 @@ def _mtcnn_feature_extractors():
     return pnet_features, rnet_features
 
 
+class IdentityFeatureLoss:
+    """Cosine distance between a frozen face embedder's embeddings of restored and sharp images
+    (:mod:`tfdeblur.face_embedder`, trained on the training persons with an ArcFace head; never
+    dlib, which judges identity). Images are average-pooled to the embedder's input size (a
+    128² crop to 64²) and the cosine distance is averaged over the batch."""
+
+    def __init__(self, path):
+        if not path or not os.path.isfile(path):
+            raise ContentLossUnavailable(f"the identity content term needs train.identity_model; {path!r} is not a file "
+                                         "(train one with scripts/train_face_embedder.py)")
+        try:
+            self.embedder = keras.models.load_model(path, compile=False)
+        except (OSError, ValueError) as e:
+            raise ContentLossUnavailable(f"cannot load the face embedder {path!r} ({one_line(e)})") from None
+        self.embedder.trainable = False
+        self.size = int(self.embedder.input_shape[1])
+
+    def _embed(self, x):
+        factor = max(1, int(x.shape[1] or self.size) // self.size)
+        if factor > 1:  # avg_pool, not resize(area): ResizeArea has no gradient
+            x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
+        if x.shape[1] != self.size or x.shape[2] != self.size:
+            x = tf.image.resize(x, [self.size, self.size], method="bilinear", antialias=True)
+        return tf.cast(self.embedder(x, training=False), tf.float32)
+
+    def __call__(self, restored, sharp):
+        a, b = self._embed(restored), tf.stop_gradient(self._embed(sharp))
+        return tf.reduce_mean(1.0 - tf.reduce_sum(a * b, axis=-1))
+
+
 VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
@@ -236,5 +271,5 @@ def _vgg_message(reason, cached):
     )
 
 
-def build_content_loss(terms: dict, vgg19_weights: str | None = None) -> ContentLoss:
-    return ContentLoss(terms, vgg19_weights=vgg19_weights)
+def build_content_loss(terms: dict, vgg19_weights: str | None = None, identity_model: str | None = None) -> ContentLoss:
+    return ContentLoss(terms, vgg19_weights=vgg19_weights, identity_model=identity_model)

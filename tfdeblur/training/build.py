@@ -68,7 +68,8 @@ def _content_loss(tcfg):
     from tfdeblur.losses import ContentLossUnavailable, build_content_loss
 
     try:
-        return build_content_loss(tcfg["content"], vgg19_weights=tcfg.get("vgg19_weights"))
+        return build_content_loss(tcfg["content"], vgg19_weights=tcfg.get("vgg19_weights"),
+                                  identity_model=tcfg.get("identity_model"))
     except ContentLossUnavailable as e:
         raise TrainingError(str(e)) from None
     except ValueError as e:
