@@ -97,3 +97,41 @@ def test_a_face_the_plain_detector_misses_in_the_blurred_frame_is_found_and_rest
     face = (slice(b[1], b[3]), slice(b[0], b[2]))
     assert _psnr(out[face], scene.image[face]) > _psnr(blurred[face], scene.image[face]) + 0.5
     assert found_references([f.box for f in plain.detect([out])[0]], scene.boxes)[0]  # and MTCNN finds it now
+
+
+class _NoDetector:
+    def detect(self, images):
+        raise AssertionError("a face crop must not start the detector")
+
+
+class _FixedDetector:
+    def __init__(self, boxes):
+        self.boxes, self.calls = boxes, 0
+
+    def detect(self, images):
+        self.calls += 1
+        return [list(self.boxes)]
+
+
+def test_deblur_frame_restores_the_frame_and_its_shown_faces_at_scale(model):
+    """Whole frame restored; the faces the detector finds in the blurred frame are restored again
+    at the model's scale over it; a face crop is restored whole, without a detector."""
+    assert tfdeblur.deblur_frame is __import__("tfdeblur.faces").faces.deblur_frame
+    scene = _one_face_frame(5, 48.0, seed=1, shape=(360, 480))
+    blurred = blur_frames([scene.image], seed=2, blur_px=(9.0, 9.0))[0]
+    detector = _FixedDetector(scene.boxes)
+    out, regions = tfdeblur.deblur_frame(model, blurred, detector=detector)
+    assert detector.calls == 1 and len(regions) == 1
+    whole = tfdeblur.deblur(model, blurred)
+    faces_only, _ = tfdeblur.deblur_faces(model, blurred, faces=scene.boxes)
+    rx0, ry0, rx1, ry1 = regions[0]
+    outside = np.ones(blurred.shape[:2], bool)
+    outside[ry0:ry1, rx0:rx1] = False
+    assert np.array_equal(out[outside], whole[outside])  # the whole-frame restoration around the face
+    x1, y1, x2, y2 = scene.boxes[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - faces_only[y1:y2, x1:x2]).max() <= 1  # the face at scale
+    assert not np.array_equal(out[y1:y2, x1:x2], whole[y1:y2, x1:x2])
+
+    crop = blur_frames([_photo(2)], seed=0, blur_px=(20, 20))[0]  # a 250x250 LFW crop
+    out, regions = tfdeblur.deblur_frame(model, crop, detector=_NoDetector())
+    assert regions == [] and np.array_equal(out, tfdeblur.deblur(model, crop))

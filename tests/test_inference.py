@@ -267,6 +267,26 @@ def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_mode
         assert changed[inside].mean() > 0.3  # the faces were processed
 
 
+def test_cli_frames_get_the_face_guard_unless_told_not_to(tmp_path, multiface_dir, small_model_path):
+    """A frame larger than a face crop goes through deblur_frame (the faces MTCNN finds in it are
+    restored again at the model's scale); --no-face-guard restores the whole frame only."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(os.path.join(multiface_dir, "2007_007763.jpg")).convert("RGB").save(src / "frame.png")
+    before = np.asarray(Image.open(src / "frame.png"))
+    assert max(before.shape[:2]) > faces.WORK_SIZE
+    model = load_model(small_model_path)
+    guarded, plain = faces.deblur_frame(model, before, detector=faces.proposal_detector())[0], deblur(model, before)
+    assert (np.abs(guarded.astype(int) - plain) > 1).any()  # the guard changed the face regions
+    for extra, want in (((), guarded), (("--no-face-guard",), plain)):
+        out = tmp_path / f"out{len(extra)}"
+        r = run_cli("deblur", src, "-o", out, "--model", small_model_path, "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        got = np.asarray(Image.open(out / "frame.png")).astype(int)
+        assert np.abs(got - want).max() <= 1, extra  # batch composition may round differently
+        assert (got != want).mean() < 0.01, extra
+
+
 def test_deblur_faces_blend_is_feathered(model):
     img = smooth_image(120, 160)
     out, regions = faces.deblur_faces(model, img, faces=[[50, 30, 90, 80]], margin=0.25)

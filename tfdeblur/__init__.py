@@ -18,7 +18,8 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-_LAZY = {"deblur": "tfdeblur.inference", "load_model": "tfdeblur.inference", "deblur_faces": "tfdeblur.faces"}
+_LAZY = {"deblur": "tfdeblur.inference", "load_model": "tfdeblur.inference", "deblur_faces": "tfdeblur.faces",
+         "deblur_frame": "tfdeblur.faces"}
 
 
 def __getattr__(name):
@@ -29,4 +30,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'tfdeblur' has no attribute {name!r}")
 
 
-__all__ = ["deblur", "load_model", "deblur_faces", "__version__"]
+__all__ = ["deblur", "load_model", "deblur_faces", "deblur_frame", "__version__"]

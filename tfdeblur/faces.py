@@ -1,4 +1,5 @@
-"""Scale-aware face restoration in whole camera frames: ``deblur_faces``.
+"""Scale-aware face restoration in whole camera frames: ``deblur_faces`` (the faces only) and
+``deblur_frame`` (the whole frame, with the faces the blurred frame shows restored at scale).
 
 The generator was trained on aligned faces filling about 45% of the height of a 256 px crop.
 A frame holds faces of 30-300 px anywhere, so each face is restored where the model is best:
@@ -19,7 +20,8 @@ import math
 
 import numpy as np
 
-__all__ = ["WORK_SIZE", "FACE_FRACTION", "MIN_FACE", "PROPOSAL_THRESHOLDS", "proposal_detector", "propose_faces", "restored_look", "deblur_faces", "face_regions"]
+__all__ = ["WORK_SIZE", "FACE_FRACTION", "MIN_FACE", "PROPOSAL_THRESHOLDS", "proposal_detector", "propose_faces", "restored_look", "deblur_faces", "deblur_frame",
+           "face_regions"]
 
 WORK_SIZE = 256  # the training crop side
 FACE_FRACTION = 0.45  # face-box height / crop side in the training crops (LFW deep-funneled at 256)
@@ -222,15 +224,47 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
     if faces is None:
         look_model = None if proposal_model is False else _proposal_model(model, proposal_model)
         faces = propose_faces(rgb, detector, look_model, min_face)
+    return _restore_faces_onto(model, rgb, rgb, faces, margin, batch_size, work_size, min_face)
+
+
+def _restore_faces_onto(model, rgb, base, faces, margin, batch_size, work_size, min_face):
+    """``base`` with each face of ``faces`` (in blurred frame ``rgb``) restored at the model's scale
+    and blended in with a feathered mask: ``(image, regions)``."""
     faces = [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
     boxes = _face_boxes(faces, rgb.shape, margin)
     if not boxes:
-        return rgb.copy(), []
+        return base.copy(), []
     restored = _restore_at_scale(model, rgb, [b for _, _, b in boxes], int(work_size), batch_size)
-    canvas = rgb.astype(np.float32)
+    canvas = base.astype(np.float32)
     for ((x0, y0, x1, y1), inner, _), (sx, sy, square) in zip(boxes, restored):
         out = square[y0 - sy:y1 - sy, x0 - sx:x1 - sx].astype(np.float32)
         mask = _feather((x0, y0, x1, y1), inner, rgb.shape)[..., None]
         region = canvas[y0:y1, x0:x1]
         canvas[y0:y1, x0:x1] = region + mask * (out - region)
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), [r for r, _, _ in boxes]
+
+
+def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, tile="default",
+                 batch_size: int = 8, work_size: int = WORK_SIZE, min_face: int = MIN_FACE):
+    """Whole-frame restoration that does not smear away the faces the blurred frame shows.
+
+    The frame is restored whole (:func:`tfdeblur.deblur`); then every face found in the *blurred*
+    frame (``faces``, or relaxed MTCNN on it: one look, no restored look) is restored again at the
+    model's scale, as :func:`deblur_faces` does, and blended over the whole-frame result. Whole-frame
+    restoration of a face far from the training scale (a 30 px face) can lose it; a face the blurred
+    frame showed now always gets the scale-aware treatment, and a face the blur hid gets whatever
+    the whole-frame pass recovers. Images no larger than ``work_size`` on both sides (face crops)
+    are restored whole only. ``tile``: as for :func:`tfdeblur.deblur` ("default": its default).
+    Returns ``(image, regions)``.
+    """
+    from tfdeblur.inference import deblur
+
+    rgb = np.asarray(image)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"deblur_frame expects a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
+    whole = deblur(model, rgb, batch_size=batch_size, **({} if tile == "default" else {"tile": tile}))
+    if max(rgb.shape[:2]) <= int(work_size) and faces is None:
+        return whole, []
+    if faces is None:
+        faces = (detector or _default_detector(min_face)).detect([rgb])[0]
+    return _restore_faces_onto(model, rgb, whole, faces, margin, batch_size, work_size, min_face)

@@ -2,7 +2,7 @@
 
 Frames (``tfdeblur.scenes``) carry labelled face boxes. Each frame is blurred whole by one shake in
 frame pixels, then four conditions are detected: ``blurred``, ``restored`` (the whole frame through
-``tfdeblur.deblur``), ``restored_faces`` (``tfdeblur.deblur_faces``) and ``sharp``. A labelled face
+``tfdeblur.deblur_frame``, as ``tfdeblur deblur`` runs it), ``restored_faces`` (``tfdeblur.deblur_faces``) and ``sharp``. A labelled face
 counts as found when a detection overlaps it at IoU >= 0.5 (PASCAL VOC matching). Measures are per
 face-height bin, because the gain depends on the face size:
 
@@ -81,13 +81,12 @@ def _detect_found(detector, frames, boxes):
 
 
 def _restore_conditions(model, blurred, progress, batch_size):
-    from tfdeblur.faces import deblur_faces
-    from tfdeblur.inference import deblur
+    from tfdeblur.faces import deblur_faces, deblur_frame
 
     whole, faces_only, seconds = [], [], {"restored": 0.0, "restored_faces": 0.0}
     for frame in blurred:
         t = time.perf_counter()
-        whole.append(deblur(model, frame, batch_size=batch_size))
+        whole.append(deblur_frame(model, frame, batch_size=batch_size)[0])  # what `tfdeblur deblur` does
         seconds["restored"] += time.perf_counter() - t
         t = time.perf_counter()
         faces_only.append(deblur_faces(model, frame, batch_size=batch_size)[0])

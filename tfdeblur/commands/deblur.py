@@ -1,5 +1,6 @@
 """``tfdeblur deblur INPUT... -o OUT_DIR``: deblur images and folders (the logic is
-:func:`tfdeblur.inference.deblur` and :func:`tfdeblur.faces.deblur_faces`)."""
+:func:`tfdeblur.inference.deblur`, :func:`tfdeblur.faces.deblur_frame` for frames larger than a
+face crop, and :func:`tfdeblur.faces.deblur_faces` with ``--faces``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ def add_parser(sub) -> None:
     d.add_argument("-o", "--output", dest="out_dir", required=True, help="output folder")
     d.add_argument("--model", default=None, help="generator .keras, or \"fast\" for the shipped 4-block one (default: the shipped model)")
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
+    d.add_argument("--no-face-guard", action="store_true",
+                   help="frames larger than 256 px: restore the whole frame only (by default the faces MTCNN finds "
+                        "in the blurred frame are restored again at the model's scale, so none is lost)")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
     d.add_argument("--precision", choices=PRECISIONS, default="float32",
@@ -98,10 +102,12 @@ class _Deblurrer:
     """Deblurs the jobs one by one, batching same-size images that fit one tile; one progress
     bar step per input, a skip line for each that fails."""
 
-    def __init__(self, model, tile, batch_size, detector, log, n_jobs, quiet):
+    def __init__(self, model, tile, batch_size, detector, log, n_jobs, quiet, face_guard=True):
         import keras
 
         self.model, self.tile, self.batch_size, self.detector, self.log = model, tile, batch_size, detector, log
+        self.face_guard = face_guard
+        self.faces_only = detector is not None
         self.bar = keras.utils.Progbar(n_jobs, unit_name="image", verbose=0 if quiet else 1)
         self.done = self.seen = self.no_face = 0
         self.pending = []  # (path, dest, rgb, alpha, gray) waiting for a batch
@@ -151,6 +157,18 @@ class _Deblurrer:
         self.no_face += not regions
         self._finish(entry, out)
 
+    def _frame(self, entry):
+        from tfdeblur.faces import WORK_SIZE, deblur_frame, proposal_detector
+
+        try:
+            if self.detector is None:
+                self.detector = proposal_detector()  # started only when a frame comes
+            out, _ = deblur_frame(self.model, entry[2], detector=self.detector, tile=self.tile,
+                                  batch_size=self.batch_size, work_size=WORK_SIZE)
+        except Exception as e:  # noqa: BLE001  one line for this input, keep going
+            return self._advance(entry[0], f"deblurring failed: {one_line(e)}")
+        self._finish(entry, out)
+
     def add(self, path, dest, max_pixels):
         from tfdeblur.imageio import ImageError, ImageTooLarge, read_image
 
@@ -161,8 +179,12 @@ class _Deblurrer:
         except ImageError as e:
             return self._advance(path, e)
         entry = (path, dest, rgb, alpha, alpha is None and _source_is_gray(path))
-        if self.detector is not None:
+        if self.faces_only:
             return self._faces_only(entry)
+        from tfdeblur.faces import WORK_SIZE
+
+        if self.face_guard and max(rgb.shape[:2]) > WORK_SIZE:  # a frame, not a face crop
+            return self._frame(entry)
         if self.pending and (self.pending[0][2].shape != rgb.shape or len(self.pending) >= self.batch_size):
             self.flush()
         self.pending.append(entry)
@@ -207,7 +229,8 @@ def run(args) -> int:
     except (ModelLoadError, ValueError, RuntimeError) as e:
         return error(e)
 
-    work = _Deblurrer(model, tile, args.batch_size, detector, log, len(jobs), args.quiet)
+    work = _Deblurrer(model, tile, args.batch_size, detector, log, len(jobs), args.quiet,
+                      face_guard=not args.no_face_guard)
     max_pixels = int(args.max_megapixels * 1e6)
     for path, dest in jobs:
         work.add(path, dest, max_pixels)
