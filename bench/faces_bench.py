@@ -3,7 +3,9 @@
 Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goal speaks of):
 the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN on the
 frame and on the 2x restored look by the fast model; restoration of five given faces), and
-whole-frame ``tfdeblur.deblur`` for comparison; each with the default and the fast model.
+whole-frame ``tfdeblur.deblur`` for comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur``
+runs on a frame: whole frame plus the faces relaxed MTCNN finds, restored again at scale); each
+with the default and the fast model.
 The frame is built from LFW faces when ``../shared/data/lfw`` is there, else from noise.
 """
 
@@ -60,6 +62,7 @@ def section_faces(rec, s, quick: bool = False) -> dict:
             ("deblur_faces", lambda: F.deblur_faces(model, frame, detector=detector)),
             ("restore 5 given faces", lambda: F.deblur_faces(model, frame, faces=boxes)),
             ("whole-frame deblur", lambda: deblur(model, frame)),
+            ("deblur_frame (whole frame + face guard)", lambda: F.deblur_frame(model, frame, detector=detector)),
         ):
             rows[f"{name}: {what}"] = guarded(
                 rec, "faces", what, name, size, 1,
