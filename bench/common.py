@@ -16,6 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU_CONFIG = os.path.join(REPO, "configs", "cpu.yaml")
 PAPER_CONFIG = os.path.join(REPO, "configs", "paper.yaml")
 FAST_CONFIG = os.path.join(REPO, "configs", "cpu-fast-finetune.yaml")
+NAF_CONFIG = os.path.join(REPO, "configs", "cpu-naf-distill.yaml")  # the NAFNet-style family (issue 20)
 BF16_NOTE = "bfloat16 compute, fraction is of the fp32 peak"
 
 
@@ -157,6 +158,8 @@ def load_cfg(path):
 
 
 def gen_desc(g: dict) -> str:
+    if g.get("arch") == "naf":
+        return f"naf w{g.get('ngf')} b{g.get('n_blocks')} down{g.get('n_down')} ps{g.get('pixel_shuffle', 1)}"
     parts = [f"ngf{g.get('ngf', 64)}", f"b{g.get('n_blocks', 6)}"]
     if g.get("block", "basic") != "basic":
         parts.append(g["block"])

@@ -13,7 +13,7 @@ import gc
 import os
 import tempfile
 
-from bench.common import BF16_NOTE, CPU_CONFIG, FAST_CONFIG, REPO, cpu_scope, gen_desc, gmac, load_cfg, measure
+from bench.common import BF16_NOTE, CPU_CONFIG, FAST_CONFIG, NAF_CONFIG, REPO, cpu_scope, gen_desc, gmac, load_cfg, measure
 
 TFLITE_THREADS = 2
 # Goals from the project's issue: a shipped model >= 9x the paper generator and >= 50 img/s at
@@ -91,11 +91,11 @@ def _load_trained(path, cfg):
 
 
 def load_models(which, fast_model=None):
-    """``{"lean": (model, desc, note), "fast": ..., "paper": ...}``. lean: the shipped generator
+    """``{"lean": (model, desc, note), "fast": ..., "naf": ..., "paper": ...}``. lean: the shipped generator
     (untrained weights from configs/cpu.yaml if it is absent); fast: ``fast_model`` (a .keras
     file), else the shipped 4-block generator, else untrained weights from
-    configs/cpu-fast-finetune.yaml (speed does not depend on weights); paper: untrained ngf 64,
-    6 blocks."""
+    configs/cpu-fast-finetune.yaml (speed does not depend on weights); naf: the NAFNet-style
+    family of configs/cpu-naf-distill.yaml, untrained; paper: untrained ngf 64, 6 blocks."""
     import keras
 
     from tfdeblur.inference import SHIPPED_MODELS
@@ -125,6 +125,9 @@ def load_models(which, fast_model=None):
             model = build_generator(**fast_cfg)
             note = "untrained weights (speed only)"
         out["fast"] = (model, f"fast: {gen_desc(fast_cfg)}", note)
+    if "naf" in which:  # speed does not depend on weights
+        naf_cfg = load_cfg(NAF_CONFIG)["model"]["generator"]
+        out["naf"] = (build_generator(**naf_cfg), f"naf: {gen_desc(naf_cfg)}", "untrained weights (speed only)")
     if "paper" in which:
         out["paper"] = (build_generator(64, 6), f"paper: {gen_desc({'ngf': 64, 'n_blocks': 6})}",
                         "untrained weights (speed only)")

@@ -41,7 +41,7 @@ from tfdeblur.config import GAN_LOSSES
 
 SECTIONS = ("blur", "train", "infer", "faces", "opts", "gpu")
 FORMATS = ("keras", "keras-bf16", "savedmodel", "tflite-fp32", "tflite-fp16", "tflite-int8")
-MODELS = ("lean", "fast", "paper")
+MODELS = ("lean", "fast", "naf", "paper")
 
 
 def _parse(argv):
@@ -55,7 +55,7 @@ def _parse(argv):
                    help=f"comma-separated sections out of {','.join(SECTIONS)} (default: all)")
     p.add_argument("--sizes", default=None, metavar="N,...",
                    help="override image sizes (train default 128,256; infer 128,256,512; opts and gpu use the first)")
-    p.add_argument("--models", default=",".join(MODELS), help="infer: models out of lean,fast,paper (default all)")
+    p.add_argument("--models", default=",".join(MODELS), help="infer: models out of lean,fast,naf,paper (default all)")
     p.add_argument("--fast-model", default=None, metavar="PATH",
                    help="infer: .keras file for the fast model (default: the shipped generator_fast.keras)")
     p.add_argument("--formats", default=",".join(FORMATS), help=f"infer: formats out of {','.join(FORMATS)}")
