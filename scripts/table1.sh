@@ -6,6 +6,7 @@
 # the end of the budget (generator_last.keras) is copied to models/table1/, then all three and
 # their common start are evaluated in one run on all validation persons.
 #   scripts/table1.sh [DATA_DIR] [OUT_DIR]
+#   EVAL_FLAGS="--identity none" scripts/table1.sh     # extra evaluate.py flags
 set -euo pipefail
 data=${1:-../shared/data/lfw}; out=${2:-runs/table1}
 mkdir -p models/table1
@@ -14,6 +15,7 @@ for gan in gan lsgan wgan-gp; do
         --output-dir "$out/$gan" --resume
     cp "$out/$gan/generator_last.keras" "models/table1/$gan.keras"
 done
-python evaluate.py --data-dir "$data" --split val --output-dir "$out/eval" \
+# shellcheck disable=SC2086  # EVAL_FLAGS is a list of flags
+python evaluate.py --data-dir "$data" --split val --output-dir "$out/eval" ${EVAL_FLAGS:-} \
     --model tfdeblur/pretrained/generator_fast.keras \
     models/table1/gan.keras models/table1/lsgan.keras models/table1/wgan-gp.keras
