@@ -175,3 +175,22 @@ def test_roc_figure_and_report(tmp_path):
     assert len(rows) == 8
     assert any("| both | Restored | 75.0%" in r for r in rows)
     assert any(ln.startswith("Meaning:") for ln in lines)
+
+
+def test_identity_between_models_is_paired_over_the_same_pairs():
+    from types import SimpleNamespace
+
+    from tfdeblur.evaluation.identity_measure import identity_between_models
+    from tfdeblur.evaluation.statistics import mcnemar_test
+
+    genuine = np.array([True, True, True, False, False])
+    measure = SimpleNamespace(recognizer=SimpleNamespace(threshold=0.6), distances={
+        "A": {"genuine": genuine, "probe": {"restored": np.array([0.5, 0.7, 0.7, 0.9, 0.5])}},
+        "B": {"genuine": genuine, "probe": {"restored": np.array([0.5, 0.5, 0.5, 0.9, 0.9])}},
+    })
+    out = identity_between_models(measure, ["A", "B"])["A vs B"]
+    assert out["probe_restored_accuracy"] == [pytest.approx(2 / 5), pytest.approx(5 / 5)]
+    # B is right on two genuine pairs and one impostor pair where A is wrong; never the reverse
+    assert (out["correct"]["b"], out["correct"]["c"]) == (0, 3)
+    assert (out["genuine_accepted"]["b"], out["genuine_accepted"]["c"]) == (0, 2)
+    assert out["correct"] == mcnemar_test([True, False, False, True, False], [True] * 5)

@@ -100,7 +100,11 @@ def _evaluate(args, log) -> tuple[dict, list]:
     metrics["precision"] = args.precision
     metrics["skipped"] = [{"path": p, "reason": r} for p, r in log.skipped]
     if identity:
+        from tfdeblur.evaluation.identity_measure import identity_between_models
+
         metrics["identity"] = metrics["per_model"][metrics["models"][0]]["identity"]
+        if len(metrics["models"]) > 1:
+            metrics["identity_between_models"] = identity_between_models(identity, metrics["models"])
     written = ev.write_report(metrics, args.output_dir, details)
     if identity:
         from tfdeblur.evaluation.identity_measure import write_identity_report

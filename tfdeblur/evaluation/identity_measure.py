@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["IdentityMeasure", "person_of_name", "write_identity_report"]
+__all__ = ["IdentityMeasure", "person_of_name", "identity_between_models", "write_identity_report"]
 
 
 def person_of_name(name: str) -> str:
@@ -61,6 +61,30 @@ class IdentityMeasure:
                                                       self.recognizer.name)}
 
 
+def identity_between_models(measure: IdentityMeasure, models) -> dict:
+    """For every pair of models A, B: the ``probe`` protocol's restored condition on the same pairs,
+    McNemar exact on correct decisions over all pairs and on accepts over the genuine pairs
+    (``b``: only A right / accepted, ``c``: only B), and the accuracies."""
+    from tfdeblur.evaluation.statistics import mcnemar_test
+
+    threshold = measure.recognizer.threshold
+    have = [m for m in models if m in measure.distances and "probe" in measure.distances[m]]
+    out = {}
+    for i, a in enumerate(have):
+        for b in have[i + 1 :]:
+            da, db = measure.distances[a], measure.distances[b]
+            genuine = np.asarray(da["genuine"], bool)
+            accept_a = da["probe"]["restored"] <= threshold
+            accept_b = db["probe"]["restored"] <= threshold
+            correct_a, correct_b = accept_a == genuine, accept_b == genuine
+            out[f"{a} vs {b}"] = {
+                "probe_restored_accuracy": [float(correct_a.mean()), float(correct_b.mean())],
+                "correct": mcnemar_test(correct_a, correct_b),
+                "genuine_accepted": mcnemar_test(accept_a[genuine], accept_b[genuine]),
+            }
+    return out
+
+
 def write_identity_report(metrics: dict, measure: IdentityMeasure, output_dir) -> list[str]:
     """Append the identity table to report.md and write the ROC figures of the first model."""
     from tfdeblur import identity
@@ -72,6 +96,15 @@ def write_identity_report(metrics: dict, measure: IdentityMeasure, output_dir) -
     written = identity.roc_figure(measure.distances[first], output_dir) if first in measure.distances else []
     with open(os.path.join(output_dir, "report.md"), "a") as f:
         f.write("\n" + "\n".join(identity.report_lines(entry)) + "\n")
+        between = metrics.get("identity_between_models") or {}
+        if between:
+            f.write("\n## Identity between models (probe protocol, restored; McNemar exact on the same pairs)\n\n"
+                    "| Models | Accuracy A / B | Correct: only A / only B | p | Genuine accepted: only A / only B | p |\n"
+                    "|---|---|---|---|---|---|\n")
+            for name, t in between.items():
+                acc, c, g = t["probe_restored_accuracy"], t["correct"], t["genuine_accepted"]
+                f.write(f"| {name} | {acc[0]:.1%} / {acc[1]:.1%} | {c['b']} / {c['c']} | {c['p']:.3g} "
+                        f"| {g['b']} / {g['c']} | {g['p']:.3g} |\n")
         for path in written:
             f.write(f"\n![{os.path.basename(path)}]({os.path.basename(path)})\n")
     return written
