@@ -1,7 +1,9 @@
 """Validation PSNR against step for the Table 1 runs (issue 19), read from their TensorBoard logs
 (so resumed runs are whole): one line per loss, written as a PNG and a JSON of the points.
 
-    python scripts/table1_curves.py [RUNS_DIR] [OUT_DIR]    # defaults: runs/table1 results/table1
+    python scripts/table1_curves.py [RUNS_DIR] [OUT_DIR] [START_MODEL DATA_DIR]
+    # defaults: runs/table1 results/table1; with START_MODEL (the runs' common start) and DATA_DIR,
+    # step 0 is that generator's PSNR on the same validation pairs as training's
 """
 import glob
 import json
@@ -25,14 +27,36 @@ def scalar_curve(log_dir, tag):
     return dict(sorted(points.items()))
 
 
+def start_psnr(model_path, data_dir):
+    """The validation PSNR training reports (its 200 model-selection images, eval bank seed 12345)
+    for ``model_path``: the curves' step 0."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfdeblur import blur
+    from tfdeblur.config import load_config
+    from tfdeblur.data import load_faces, load_split, make_eval_pairs, to_model
+    from tfdeblur.inference import load_model
+
+    dcfg = load_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "table1", "gan.yaml"))["data"]
+    split = load_split(data_dir, dcfg["val_fraction"], dcfg["split_seed"])
+    sharp, _ = load_faces(split.val, int(dcfg["image_size"]), limit=dcfg["val_images"])
+    blurred = make_eval_pairs(sharp, blur.preset_bank("eval", len(sharp), seed=12345))
+    model = load_model(model_path)
+    psnrs = [tf.image.psnr(model(to_model(blurred[i:i + 16]), training=False), to_model(sharp[i:i + 16]), 2.0).numpy()
+             for i in range(0, len(sharp), 16)]
+    return float(np.mean(np.concatenate(psnrs)))
+
+
 def main(argv):
     runs_dir = argv[1] if len(argv) > 1 else "runs/table1"
     out_dir = argv[2] if len(argv) > 2 else "results/table1"
+    start = start_psnr(argv[3], argv[4]) if len(argv) > 4 else None
     curves = {}
     for loss in LOSSES:
         log_dir = os.path.join(runs_dir, loss, "logs")
         if os.path.isdir(log_dir):
-            curves[loss] = scalar_curve(log_dir, "val/psnr")
+            curves[loss] = ({0: start} if start is not None else {}) | scalar_curve(log_dir, "val/psnr")
     if not curves:
         print(f"error: no Table 1 runs with logs under {runs_dir!r}", file=sys.stderr)
         return 2
