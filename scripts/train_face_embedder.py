@@ -50,7 +50,7 @@ def main(argv=None):
     report = {"train_persons": int(ids.max() + 1), "train_photos": int(len(images)), "epochs": args.epochs,
               "seed": args.seed, "val_photos": int(len(val_images))}
     for name, emb in (("centre_crop", fe.embed_crops(embedder, val_images)),
-                      ("random_crop", np.concatenate([embedder(fe._random_crops(val_images[i:i + 128], rng), training=False).numpy()
+                      ("random_crop", np.concatenate([embedder(fe.random_crops(val_images[i:i + 128], rng), training=False).numpy()
                                                       for i in range(0, len(val_images), 128)]))):
         auc, n_pairs = fe.verification_auc(emb, labels, seed=args.seed)
         report[f"val_auc_{name}"] = auc

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["EMBED_INPUT", "CROP", "build_face_embedder", "ArcMarginLogits", "training_set", "train_face_embedder",
-           "embed_crops", "verification_auc"]
+           "embed_crops", "random_crops", "verification_auc"]
 
 EMBED_INPUT = 64  # the embedder's input side (crops are average-pooled to it)
 CROP = 128  # the generator's training crop
@@ -96,7 +96,7 @@ def training_set(paths, min_images: int = 2, max_per_person: int = 30):
     return out_paths, np.asarray(ids, np.int32)
 
 
-def _random_crops(images, rng, crop=CROP, size=EMBED_INPUT):
+def random_crops(images, rng, crop=CROP, size=EMBED_INPUT):
     """Random ``crop`` windows anywhere in the images, flipped at random, pooled to ``size``; [-1, 1]."""
     n, h, w = images.shape[:3]
     ys = rng.integers(0, h - crop + 1, n)
@@ -164,7 +164,7 @@ def train_face_embedder(images_uint8, class_ids, epochs: int = 30, batch_size: i
         order = rng.permutation(len(images_uint8))
         for k in range(steps_per_epoch):
             idx = np.sort(order[k * batch_size : (k + 1) * batch_size])
-            x = _random_crops(images_uint8[idx], rng)
+            x = random_crops(images_uint8[idx], rng)
             loss = float(step(tf.constant(x), tf.constant(class_ids[idx])))
             done += 1
             progbar.update(done, [("loss", loss)])
