@@ -21,12 +21,11 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from tfdeblur import blur
-    from tfdeblur.data import load_faces, load_split, make_eval_pairs
+    from tfdeblur.data import load_faces, load_split, model_selection_pairs
     from tfdeblur.inference import load_model
 
     sharp, _ = load_faces(load_split(args.data_dir, 0.25, 0).val, 256, limit=args.images)
-    blurred = make_eval_pairs(sharp, blur.preset_bank("eval", len(sharp), seed=12345))
+    blurred = model_selection_pairs(sharp)
     x = tf.cast(blurred, tf.float32) / 127.5 - 1.0
     y = tf.cast(sharp, tf.float32) / 127.5 - 1.0
     lr, ud = tf.image.flip_left_right, tf.image.flip_up_down

@@ -28,20 +28,19 @@ def scalar_curve(log_dir, tag):
 
 
 def start_psnr(model_path, data_dir):
-    """The validation PSNR training reports (its 200 model-selection images, eval bank seed 12345)
-    for ``model_path``: the curves' step 0."""
+    """The validation PSNR training reports (its 200 model-selection images and blur) for
+    ``model_path``: the curves' step 0."""
     import numpy as np
     import tensorflow as tf
 
-    from tfdeblur import blur
     from tfdeblur.config import load_config
-    from tfdeblur.data import load_faces, load_split, make_eval_pairs, to_model
+    from tfdeblur.data import load_faces, load_split, model_selection_pairs, to_model
     from tfdeblur.inference import load_model
 
     dcfg = load_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "table1", "gan.yaml"))["data"]
     split = load_split(data_dir, dcfg["val_fraction"], dcfg["split_seed"])
     sharp, _ = load_faces(split.val, int(dcfg["image_size"]), limit=dcfg["val_images"])
-    blurred = make_eval_pairs(sharp, blur.preset_bank("eval", len(sharp), seed=12345))
+    blurred = model_selection_pairs(sharp)
     model = load_model(model_path)
     psnrs = [tf.image.psnr(model(to_model(blurred[i:i + 16]), training=False), to_model(sharp[i:i + 16]), 2.0).numpy()
              for i in range(0, len(sharp), 16)]

@@ -18,6 +18,8 @@ from tfdeblur import blur
 from tfdeblur.imageio import ImageError, SkipLog, find_images, read_rgb
 
 __all__ = [
+    "MODEL_SELECTION_BLUR_SEED",
+    "model_selection_pairs",
     "NoImagesError",
     "FaceSplit",
     "person_of",
@@ -260,3 +262,12 @@ def make_eval_pairs(sharp_uint8: np.ndarray, kernels: np.ndarray, noise_sigma: f
             y = blur.jpeg_roundtrip(y, jpeg_quality)
         out.append(tf.cast(tf.round(y * 255.0), tf.uint8).numpy())
     return np.concatenate(out) if out else np.zeros_like(sharp_uint8)
+
+
+MODEL_SELECTION_BLUR_SEED = 12345  # training's validation pairs: one fixed blur for every run
+
+
+def model_selection_pairs(val_images_uint8: np.ndarray) -> np.ndarray:
+    """The blurred images training validates (and selects checkpoints) on: the ``eval`` preset with
+    the fixed seed ``MODEL_SELECTION_BLUR_SEED``, one kernel per image."""
+    return make_eval_pairs(val_images_uint8, blur.preset_bank("eval", len(val_images_uint8), seed=MODEL_SELECTION_BLUR_SEED))

@@ -104,18 +104,21 @@ def random_crops(images, rng, crop=CROP, size=EMBED_INPUT):
     out = np.stack([images[i, y : y + crop, x : x + crop] for i, (y, x) in enumerate(zip(ys, xs))])
     flip = rng.random(n) < 0.5
     out[flip] = out[flip, :, ::-1]
-    f = crop // size
-    out = out.reshape(n, size, f, size, f, 3).astype(np.float32).mean(axis=(2, 4))
-    return out / 127.5 - 1.0
+    return _pooled(out, size)
+
+
+def _pooled(crops_uint8, size=EMBED_INPUT):
+    """uint8 square crops average-pooled to ``size`` (a whole factor), in [-1, 1]: the embedder's input."""
+    n, side = crops_uint8.shape[:2]
+    f = side // size
+    return crops_uint8.reshape(n, size, f, size, f, 3).astype(np.float32).mean(axis=(2, 4)) / 127.5 - 1.0
 
 
 def embed_crops(embedder, images_uint8, offset=None, batch=128):
     """Embeddings of one ``CROP`` window per 256² image: the centre (``offset=None``) or at ``offset``."""
     h = images_uint8.shape[1]
     o = (h - CROP) // 2 if offset is None else int(offset)
-    crops = images_uint8[:, o : o + CROP, o : o + CROP]
-    f = CROP // EMBED_INPUT
-    x = crops.reshape(len(crops), EMBED_INPUT, f, EMBED_INPUT, f, 3).astype(np.float32).mean(axis=(2, 4)) / 127.5 - 1.0
+    x = _pooled(images_uint8[:, o : o + CROP, o : o + CROP])
     return np.concatenate([embedder(x[i : i + batch], training=False).numpy() for i in range(0, len(x), batch)])
 
 

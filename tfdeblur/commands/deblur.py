@@ -158,13 +158,13 @@ class _Deblurrer:
         self._finish(entry, out)
 
     def _frame(self, entry):
-        from tfdeblur.faces import WORK_SIZE, deblur_frame, proposal_detector
+        from tfdeblur.faces import deblur_frame, proposal_detector
 
         try:
             if self.detector is None:
                 self.detector = proposal_detector()  # started only when a frame comes
             out, _ = deblur_frame(self.model, entry[2], detector=self.detector, tile=self.tile,
-                                  batch_size=self.batch_size, work_size=WORK_SIZE)
+                                  batch_size=self.batch_size)
         except Exception as e:  # noqa: BLE001  one line for this input, keep going
             return self._advance(entry[0], f"deblurring failed: {one_line(e)}")
         self._finish(entry, out)

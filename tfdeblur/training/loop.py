@@ -20,7 +20,7 @@ import numpy as np
 
 from tfdeblur import blur
 from tfdeblur.config import ConfigError
-from tfdeblur.data import FaceSplit, NoImagesError, load_faces, load_split, make_eval_pairs, train_dataset
+from tfdeblur.data import FaceSplit, NoImagesError, load_faces, load_split, model_selection_pairs, train_dataset
 from tfdeblur.errors import output_folder_problem
 from tfdeblur.imageio import SkipLog
 from tfdeblur.training import cluster
@@ -115,7 +115,7 @@ def _load_data(data_dir, split, dcfg, log) -> _TrainingData:
     if len(val_images) == 0:  # tiny corpora: validate on (some) training images, and say so
         _log("warning: no validation persons; validating on training images")
         val_images = train_images[: dcfg["val_images"]]
-    val_blurred = make_eval_pairs(val_images, blur.preset_bank("eval", len(val_images), seed=12345))
+    val_blurred = model_selection_pairs(val_images)
     kernel_bank = None
     if dcfg["kernel_bank"]:
         try:
