@@ -100,3 +100,42 @@ def test_frames_and_jpeg_config_is_checked():
                        ("data.frames.count", 0), ("data.frames.face_heights", [4, 10])):
         with pytest.raises(ConfigError, match=key.split(".")[-1]):
             load_config(None, {key: value})
+
+
+def _psnr(a, b):
+    return float(10 * np.log10(4.0 / np.mean((a - b) ** 2)))  # images in [-1, 1]
+
+
+def test_small_faces_are_degraded_at_their_own_scale_and_deterministic(lfw_dir):
+    from tfdeblur.data import load_faces, load_split
+
+    images, _ = load_faces(load_split(lfw_dir).train[:6], 128)
+    sharp_only = KernelParams(length=(0.0, 0.0))  # a delta kernel: only the trip through the small size
+    kw = dict(batch_size=4, crop=64, seed=3, total_steps=2, kernel_params=sharp_only)
+    tiny = list(frame_data.small_face_dataset(images, face_heights=(12.0, 12.0), **kw))
+    large = list(frame_data.small_face_dataset(images, face_heights=(50.0, 50.0), **kw))
+    again = list(frame_data.small_face_dataset(images, face_heights=(12.0, 12.0), **kw))
+    for (x, y), (x2, y2) in zip(tiny, again):
+        assert x.shape == y.shape == (4, 64, 64, 3)
+        assert np.array_equal(x.numpy(), x2.numpy()) and np.array_equal(y.numpy(), y2.numpy())
+    # A crop of the whole image: the sharp side is a source image (or its mirror). A 12 px face
+    # loses far more than a 50 px one (the crop-scale face here is 0.45 * 128 = 58 px).
+    whole = next(iter(frame_data.small_face_dataset(images, face_heights=(12.0, 12.0), **{**kw, "crop": 128})))[1]
+    src = images.astype(np.float32) / 127.5 - 1
+    for w in whole.numpy():
+        assert min(min(np.abs(s - w).max(), np.abs(s[:, ::-1] - w).max()) for s in src) < 1e-5
+    assert _psnr(tiny[0][0].numpy(), tiny[0][1].numpy()) < _psnr(large[0][0].numpy(), large[0][1].numpy()) - 2
+    blurred = list(frame_data.small_face_dataset(images, face_heights=(12.0, 12.0), **{
+        **kw, "kernel_params": KernelParams(length=(20.0, 20.0))}))  # a kernel larger than the 27 px image
+    assert np.isfinite(blurred[0][0].numpy()).all()
+    assert _psnr(blurred[0][0].numpy(), blurred[0][1].numpy()) < _psnr(tiny[0][0].numpy(), tiny[0][1].numpy())
+
+
+def test_small_faces_config_is_checked():
+    cfg = load_config(None, {"data.small_faces.fraction": 0.25, "data.small_faces.blur.length": [5, 9]})
+    assert cfg["data"]["small_faces"]["blur"] == {"preset": "train-knotty", "length": [5, 9]}
+    for key, value in (("data.small_faces.fraction", 1.0), ("data.small_faces.face_heights", [50, 10])):
+        with pytest.raises(ConfigError, match=key.split(".")[-1]):
+            load_config(None, {key: value})
+    with pytest.raises(ConfigError, match="leave room for crops"):
+        load_config(None, {"data.small_faces.fraction": 0.5, "data.frames.fraction": 0.5})

@@ -716,3 +716,17 @@ def test_frames_in_the_batch_train_and_a_frame_blur_typo_fails_first(small_lfw, 
     cfg["data"]["frames"]["blur"] = {"preset": "train-knotty", "knots": [3, 1]}
     with pytest.raises(ConfigError, match="knots"):
         train(cfg, str(tmp_path / "bad"), verbose=0)
+
+
+def test_small_faces_in_the_batch_train_and_a_batch_without_crops_is_refused(small_lfw, tmp_path, capsys):
+    cfg = tiny_cfg(small_lfw, steps=2, checkpoint_every=2)
+    cfg["train"]["batch_size"] = 3
+    cfg["data"]["small_faces"].update(fraction=0.34, face_heights=[12.0, 24.0],
+                                      blur={"preset": "train-knotty", "length": [3.0, 8.0]})
+    summary = train(cfg, str(tmp_path / "run"), verbose=0)
+    assert summary["steps"] == 2 and np.isfinite(summary["best_val_psnr"])
+    assert "small faces of 12-24 px" in capsys.readouterr().err
+    cfg["data"]["frames"].update(fraction=0.34, count=2, size=64, face_heights=[16.0, 48.0], max_faces=2)
+    cfg["train"]["batch_size"] = 2  # one frame and one small face leave no crop
+    with pytest.raises(TrainingError, match="leaves no crop samples"):
+        train(cfg, str(tmp_path / "bad"), verbose=0)

@@ -90,6 +90,11 @@ DEFAULTS: dict = {
         # with one shake in frame pixels (data.frames.blur: a preset plus KernelParams fields).
         "frames": {"fraction": 0.0, "count": 600, "size": 256, "face_heights": [24.0, 160.0], "max_faces": 6,
                    "blur": {"preset": "train-knotty", "length": [10.0, 45.0]}, "seed": 1},
+        # Small faces as deblur_faces restores them (tfdeblur.frame_data.small_face_dataset): this share
+        # of every batch is a crop-scale image shrunk until its face is face_heights px tall, blurred there
+        # (data.small_faces.blur, lengths in the shrunk image's pixels), noised, JPEG'd, resized back up.
+        "small_faces": {"fraction": 0.0, "face_heights": [24.0, 100.0],
+                        "blur": {"preset": "train-knotty", "length": [10.0, 40.0]}},
     },
     "train": {
         "gan": "lsgan",
@@ -177,7 +182,7 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> dict:
     return cfg
 
 
-_FREE_FORM = {"data.blur", "data.frames.blur", "train.content"}
+_FREE_FORM = {"data.blur", "data.frames.blur", "data.small_faces.blur", "train.content"}
 
 
 def _drop_removed_keys(loaded: dict) -> None:
@@ -270,6 +275,15 @@ def _validate_jpeg_and_frames(d: dict) -> None:
         raise ConfigError(f"data.crop ({d['crop']}) must not exceed data.frames.size ({f['size']})")
     if not _is_int(f["seed"]):
         raise ConfigError(f"data.frames.seed must be an integer, got {f['seed']!r}")
+    sf = d["small_faces"]
+    if not _is_number(sf["fraction"]) or not 0 <= sf["fraction"] < 1:
+        raise ConfigError(f"data.small_faces.fraction must be a number in [0, 1), got {sf['fraction']!r}")
+    if not _pair(sf["face_heights"], 4, d["image_size"] if sf["fraction"] else float("inf")):
+        raise ConfigError(f"data.small_faces.face_heights must be [min, max] within 4-{d['image_size']} px, "
+                          f"got {sf['face_heights']!r}")
+    if f["fraction"] + sf["fraction"] >= 1:
+        raise ConfigError(f"data.frames.fraction + data.small_faces.fraction must leave room for crops (< 1), "
+                          f"got {f['fraction']} + {sf['fraction']}")
 
 
 # The integer model options and their least value (None: any positive odd number).

@@ -87,6 +87,7 @@ class _TrainingData:
     kernel_bank: np.ndarray | None
     frames: np.ndarray | None = None  # uint8 [N, S, S, 3] training frames (data.frames), or None
     frame_kernel_params: blur.KernelParams | None = None
+    small_face_kernel_params: blur.KernelParams | None = None  # data.small_faces.blur (None: no small faces)
 
 
 def _split_and_output_dir(data_dir, dcfg, output_dir, log) -> FaceSplit:
@@ -123,8 +124,13 @@ def _load_data(data_dir, split, dcfg, log) -> _TrainingData:
         except ValueError as e:
             raise TrainingError(str(e)) from None
     frames, frame_kernels = _load_frames(data_dir, train_paths, dcfg)
+    small = dcfg["small_faces"]
+    small_kernels = blur.kernel_params_from_config(small["blur"]) if small["fraction"] else None
+    if small_kernels is not None:
+        _log(f"data: small faces of {small['face_heights'][0]:g}-{small['face_heights'][1]:g} px, "
+             f"upscaled as deblur_faces does ({small['fraction']:.0%} of each batch)")
     return _TrainingData(train_images, val_images, val_blurred, blur.kernel_params_from_config(dcfg["blur"]),
-                         kernel_bank, frames, frame_kernels)
+                         kernel_bank, frames, frame_kernels, small_kernels)
 
 
 def _load_frames(data_dir, train_paths, dcfg):
@@ -156,19 +162,29 @@ def _dataset(data: _TrainingData, dcfg, batch_size, seed, start, total_steps, di
     from tfdeblur import frame_data
 
     n_frames = frame_data.frame_batch_size(batch_size, float(dcfg["frames"]["fraction"])) if data.frames is not None else 0
+    n_small = (frame_data.frame_batch_size(batch_size, float(dcfg["small_faces"]["fraction"]))
+               if data.small_face_kernel_params is not None else 0)
+    if batch_size - n_frames - n_small < 1:
+        raise TrainingError(f"batch_size {batch_size} leaves no crop samples beside {n_frames} frame and "
+                            f"{n_small} small-face samples")
     common = dict(start_step=start, total_steps=total_steps, noise_sigma=dcfg["noise_sigma"],
                   jpeg_prob=float(dcfg["jpeg"]["prob"]), jpeg_quality=dcfg["jpeg"]["quality"])
 
     def global_batches():
-        ds = train_dataset(
-            data.train_images, batch_size - n_frames, int(dcfg["crop"]), seed=seed, kernel_params=data.kernel_params,
-            kernel_bank=data.kernel_bank, border_fraction=float(dcfg["border_fraction"]), **common,
-        )
+        parts = [train_dataset(
+            data.train_images, batch_size - n_frames - n_small, int(dcfg["crop"]), seed=seed,
+            kernel_params=data.kernel_params, kernel_bank=data.kernel_bank,
+            border_fraction=float(dcfg["border_fraction"]), **common,
+        )]
         if n_frames:
-            frames = train_dataset(data.frames, n_frames, int(dcfg["crop"]), seed=seed + 1009,
-                                   kernel_params=data.frame_kernel_params, **common)
-            ds = frame_data.mixed_dataset(ds, frames)
-        return ds
+            parts.append(train_dataset(data.frames, n_frames, int(dcfg["crop"]), seed=seed + 1009,
+                                       kernel_params=data.frame_kernel_params, **common))
+        if n_small:
+            parts.append(frame_data.small_face_dataset(
+                data.train_images, n_small, int(dcfg["crop"]), seed=seed + 2003,
+                face_heights=dcfg["small_faces"]["face_heights"], kernel_params=data.small_face_kernel_params,
+                **common))
+        return parts[0] if len(parts) == 1 else frame_data.mixed_dataset(*parts)
 
     if cluster.is_multiworker(dist):
         return cluster.distribute_per_worker(dist, global_batches, batch_size)
