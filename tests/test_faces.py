@@ -106,23 +106,26 @@ class _NoDetector:
 
 class _FixedDetector:
     def __init__(self, boxes):
-        self.boxes, self.calls = boxes, 0
+        self.boxes, self.calls, self.seen = boxes, 0, []
 
     def detect(self, images):
         self.calls += 1
+        self.seen += list(images)
         return [list(self.boxes)]
 
 
 def test_deblur_frame_restores_the_frame_and_its_shown_faces_at_scale(model):
-    """Whole frame restored; the faces the detector finds in the blurred frame are restored again
-    at the model's scale over it; a face crop is restored whole, without a detector."""
+    """Whole frame restored; the faces the detector finds in the blurred frame or in the whole-frame
+    restoration are restored again at the model's scale over it (the same face in both looks once);
+    a face crop is restored whole, without a detector."""
     assert tfdeblur.deblur_frame is __import__("tfdeblur.faces").faces.deblur_frame
     scene = _one_face_frame(5, 48.0, seed=1, shape=(360, 480))
     blurred = blur_frames([scene.image], seed=2, blur_px=(9.0, 9.0))[0]
     detector = _FixedDetector(scene.boxes)
     out, regions = tfdeblur.deblur_frame(model, blurred, detector=detector)
-    assert detector.calls == 1 and len(regions) == 1
     whole = tfdeblur.deblur(model, blurred)
+    assert detector.calls == 2 and len(regions) == 1
+    assert np.array_equal(detector.seen[0], blurred) and np.array_equal(detector.seen[1], whole)
     faces_only, _ = tfdeblur.deblur_faces(model, blurred, faces=scene.boxes)
     rx0, ry0, rx1, ry1 = regions[0]
     outside = np.ones(blurred.shape[:2], bool)

@@ -248,12 +248,12 @@ def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, 
                  batch_size: int = 8, work_size: int = WORK_SIZE, min_face: int = MIN_FACE):
     """Whole-frame restoration that does not smear away the faces the blurred frame shows.
 
-    The frame is restored whole (:func:`tfdeblur.deblur`); then every face found in the *blurred*
-    frame (``faces``, or relaxed MTCNN on it: one look, no restored look) is restored again at the
-    model's scale, as :func:`deblur_faces` does, and blended over the whole-frame result. Whole-frame
-    restoration of a face far from the training scale (a 30 px face) can lose it; a face the blurred
-    frame showed now always gets the scale-aware treatment, and a face the blur hid gets whatever
-    the whole-frame pass recovers. Images no larger than ``work_size`` on both sides (face crops)
+    The frame is restored whole (:func:`tfdeblur.deblur`); then every face found (``faces``, or
+    relaxed MTCNN on the blurred frame and on the whole-frame restoration, merged by NMS) is restored
+    again at the model's scale, as :func:`deblur_faces` does, and blended over the whole-frame
+    result. Whole-frame restoration of a face far from the training scale (a 30 px face) can lose
+    it; a face either look shows now gets the scale-aware treatment, and a face both miss gets
+    whatever the whole-frame pass recovers. Images no larger than ``work_size`` on both sides (face crops)
     are restored whole only. ``tile``: as for :func:`tfdeblur.deblur` ("default": its default).
     Returns ``(image, regions)``.
     """
@@ -265,6 +265,7 @@ def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, 
     whole = deblur(model, rgb, batch_size=batch_size, **({} if tile == "default" else {"tile": tile}))
     if max(rgb.shape[:2]) <= int(work_size) and faces is None:
         return whole, []
-    if faces is None:
-        faces = (detector or _default_detector(min_face)).detect([rgb])[0]
+    if faces is None:  # the blurred frame and the whole-frame restoration: the second look is one detector pass
+        detector = detector or _default_detector(min_face)
+        faces = _nms(list(detector.detect([rgb])[0]) + list(detector.detect([whole])[0]))
     return _restore_faces_onto(model, rgb, whole, faces, margin, batch_size, work_size, min_face)
