@@ -122,7 +122,7 @@ def test_deblur_frame_restores_the_frame_and_its_shown_faces_at_scale(model):
     scene = _one_face_frame(5, 48.0, seed=1, shape=(360, 480))
     blurred = blur_frames([scene.image], seed=2, blur_px=(9.0, 9.0))[0]
     detector = _FixedDetector(scene.boxes)
-    out, regions = tfdeblur.deblur_frame(model, blurred, detector=detector)
+    out, regions = tfdeblur.deblur_frame(model, blurred, detector=detector, proposal_model=False)
     whole = tfdeblur.deblur(model, blurred)
     assert detector.calls == 2 and len(regions) == 1
     assert np.array_equal(detector.seen[0], blurred) and np.array_equal(detector.seen[1], whole)

@@ -247,16 +247,17 @@ def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_mode
         Image.open(os.path.join(multiface_dir, f"{n}.jpg")).convert("RGB").save(src / f"{n}.png")
     r = run_cli("deblur", src, "-o", out, "--model", small_model_path, "--faces")
     assert r.returncode == 0, r.stderr
-    # The regions deblur_faces restores: its proposals (relaxed MTCNN on the photo and on the fast
-    # model's 2x restored look), recomputed here.
+    # The regions deblur_faces restores: its proposals (relaxed MTCNN on the photo, on the photo
+    # restored whole by the model and on the fast model's 2x restored look), recomputed here.
     proposer = faces.proposal_detector()
-    fast = load_model(inference.SHIPPED_MODELS["fast"])
+    fast, model = load_model(inference.SHIPPED_MODELS["fast"]), load_model(small_model_path)
     plain = MTCNNDetector()
     for n in names:
         before = np.asarray(Image.open(src / f"{n}.png"))
         after = np.asarray(Image.open(out / f"{n}.png"))
         assert after.shape == before.shape
-        regions = face_regions(faces.propose_faces(before, proposer, fast), before.shape)
+        proposals = faces.propose_faces(before, proposer, fast, restored=deblur(model, before, batch_size=8))
+        regions = face_regions(proposals, before.shape)
         assert len(regions) >= len(plain.detect([before])[0])  # at least the faces plain MTCNN finds
         assert len(regions) >= 2
         inside = np.zeros(before.shape[:2], bool)
