@@ -4,8 +4,9 @@ Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goa
 the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN on the
 frame and on the 2x restored look by the fast model; restoration of five given faces), and
 whole-frame ``tfdeblur.deblur`` for comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur``
-runs on a frame: whole frame plus the faces relaxed MTCNN finds, restored again at scale); each
-with the default and the fast model.
+runs on a frame: whole frame plus the proposed faces restored again at scale; also without the 2x
+look); each with the default and the fast model. ``deblur_faces`` and ``deblur_frame`` also look at
+the whole-frame restoration (one more MTCNN pass), which the proposals row leaves out.
 The frame is built from LFW faces when ``../shared/data/lfw`` is there, else from noise.
 """
 
@@ -62,7 +63,8 @@ def section_faces(rec, s, quick: bool = False) -> dict:
             ("deblur_faces", lambda: F.deblur_faces(model, frame, detector=detector)),
             ("restore 5 given faces", lambda: F.deblur_faces(model, frame, faces=boxes)),
             ("whole-frame deblur", lambda: deblur(model, frame)),
-            ("deblur_frame (whole frame + face guard)", lambda: F.deblur_frame(model, frame, detector=detector)),
+            ("deblur_frame (whole frame + faces at scale)", lambda: F.deblur_frame(model, frame, detector=detector)),
+            ("deblur_frame, no 2x look", lambda: F.deblur_frame(model, frame, detector=detector, proposal_model=False)),
         ):
             rows[f"{name}: {what}"] = guarded(
                 rec, "faces", what, name, size, 1,

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
     d.add_argument("--no-face-guard", action="store_true",
                    help="frames larger than 256 px: restore the whole frame only (by default the faces MTCNN finds "
-                        "in the blurred frame are restored again at the model's scale, so none is lost)")
+                        "in the frame and in its restorations are restored again at the model's scale, so none is lost)")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
     d.add_argument("--precision", choices=PRECISIONS, default="float32",
