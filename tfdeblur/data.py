@@ -122,6 +122,28 @@ def _kernels_for_step(seed, step, batch, params: blur.KernelParams):
     return tf.reshape(k, [batch, tf.shape(k)[1], tf.shape(k)[1]])
 
 
+def _noise_range(noise_sigma) -> tuple[float, float]:
+    """``noise_sigma`` (a number or ``[min, max]``) as ``(min, max)``."""
+    if np.isscalar(noise_sigma):
+        return float(noise_sigma), float(noise_sigma)
+    lo, hi = map(float, noise_sigma)
+    return lo, hi
+
+
+def _step_seeds(seed, step):
+    """``seed_of(k)``: the stateless seed of random draw ``k`` at ``step`` of a pipeline seeded ``seed``."""
+    s = tf.cast(step, tf.int32)
+    return lambda k: tf.stack([tf.constant(seed, tf.int32) * 7919 + k, s])
+
+
+def _add_sensor_noise(images, seed_of, batch_size, lo, hi):
+    """Gaussian noise of a std drawn per image in ``[lo, hi]`` (draws 6 and 7); none when ``hi`` is 0."""
+    if hi <= 0:
+        return images
+    sigma = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed_of(6), lo, hi)
+    return images + sigma * tf.random.stateless_normal(tf.shape(images), seed_of(7))
+
+
 def _maybe_jpeg(images, seed_of, batch_size, prob, quality):
     """JPEG round trip for a random ``prob`` share of the batch, quality per image."""
     lo, hi = int(quality[0]), int(quality[1])
@@ -180,13 +202,12 @@ def train_dataset(
     params = (kernel_params or blur.PRESETS["train"]).validated()
     images = tf.constant(images_uint8)
     bank = None if kernel_bank is None else tf.constant(kernel_bank, tf.float32)
-    lo_sigma, hi_sigma = (float(noise_sigma), float(noise_sigma)) if np.isscalar(noise_sigma) else map(float, noise_sigma)
+    lo_sigma, hi_sigma = _noise_range(noise_sigma)
     if not 0.0 <= float(border_fraction) <= 1.0:
         raise ValueError(f"border_fraction must be in [0, 1], got {border_fraction!r}")
 
     def make_batch(step):
-        s = tf.cast(step, tf.int32)
-        seed_of = lambda k: tf.stack([tf.constant(seed, tf.int32) * 7919 + k, s])  # noqa: E731
+        seed_of = _step_seeds(seed, step)
         idx = tf.random.stateless_uniform([batch_size], seed_of(1), 0, n, dtype=tf.int32)
         if bank is None:
             kernels = _kernels_for_step(seed, step, batch_size, params)
@@ -223,10 +244,7 @@ def train_dataset(
             big = tf.where(do_flip, tf.reverse(big, axis=[2]), big)
         sharp = big[:, r : r + crop, r : r + crop, :]
         blurred = blur.blur_valid(big, kernels)
-        if hi_sigma > 0:
-            sigma = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed_of(6), lo_sigma, hi_sigma)
-            blurred = blurred + sigma * tf.random.stateless_normal(tf.shape(blurred), seed_of(7))
-        blurred = tf.clip_by_value(blurred, 0.0, 1.0)
+        blurred = tf.clip_by_value(_add_sensor_noise(blurred, seed_of, batch_size, lo_sigma, hi_sigma), 0.0, 1.0)
         if quantize:  # real blurred photos are 8-bit
             blurred = tf.round(blurred * 255.0) / 255.0
         if jpeg_prob > 0:

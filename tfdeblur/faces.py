@@ -83,6 +83,9 @@ def restored_look(model, image, scale: float | None = None):
 
 
 def _proposal_model(model, proposal_model):
+    """The generator of the 2x look: the shipped fast one, ``model`` (None), none (False), or as given."""
+    if proposal_model is False:
+        return None
     if proposal_model == "fast":
         if "fast" not in _MODELS:
             from tfdeblur.inference import SHIPPED_MODELS, load_model
@@ -229,13 +232,11 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"deblur_faces expects a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
     if faces is None:
-        if proposal_model is False:
-            faces = propose_faces(rgb, detector, None, min_face)
-        else:
-            from tfdeblur.inference import deblur
+        from tfdeblur.inference import deblur
 
-            whole = deblur(model, rgb, batch_size=batch_size)
-            faces = propose_faces(rgb, detector, _proposal_model(model, proposal_model), min_face, restored=whole)
+        look_model = _proposal_model(model, proposal_model)
+        whole = None if look_model is None else deblur(model, rgb, batch_size=batch_size)  # False: no restored look
+        faces = propose_faces(rgb, detector, look_model, min_face, restored=whole)
     return _restore_faces_onto(model, rgb, rgb, faces, margin, batch_size, work_size, min_face)
 
 
@@ -279,6 +280,5 @@ def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, 
     if faces is None:
         if max(rgb.shape[:2]) <= int(work_size):
             return whole, []
-        look_model = None if proposal_model is False else _proposal_model(model, proposal_model)
-        faces = propose_faces(rgb, detector, look_model, min_face, restored=whole)
+        faces = propose_faces(rgb, detector, _proposal_model(model, proposal_model), min_face, restored=whole)
     return _restore_faces_onto(model, rgb, whole, faces, margin, batch_size, work_size, min_face)

@@ -20,9 +20,6 @@ import numpy as np
 
 __all__ = ["training_frames", "frame_batch_size", "mixed_dataset", "small_face_dataset"]
 
-# face-box height / side of the crop-scale face images (tfdeblur.faces.FACE_FRACTION at 256 px)
-CROP_FACE_FRACTION = 0.45
-
 
 def frame_batch_size(batch_size: int, fraction: float) -> int:
     """How many of a batch's samples come from frames (0 when ``fraction`` is 0)."""
@@ -65,7 +62,8 @@ def small_face_dataset(images_uint8: np.ndarray, batch_size: int, crop: int, see
     import tensorflow as tf
 
     from tfdeblur import blur
-    from tfdeblur.data import NoImagesError, _kernels_for_step, _maybe_jpeg
+    from tfdeblur.data import NoImagesError, _add_sensor_noise, _kernels_for_step, _maybe_jpeg, _noise_range, _step_seeds
+    from tfdeblur.faces import FACE_FRACTION  # the face's share of a crop-scale image's height
 
     n, size = int(images_uint8.shape[0]), int(images_uint8.shape[1])
     if n == 0:
@@ -74,17 +72,16 @@ def small_face_dataset(images_uint8: np.ndarray, batch_size: int, crop: int, see
         raise ValueError(f"small faces need square images at least crop={crop} px, got {images_uint8.shape[1:3]}")
     params = (kernel_params or blur.PRESETS["train-knotty"]).validated()
     lo_h, hi_h = (float(x) for x in face_heights)
-    lo_s, hi_s = (float(noise_sigma), float(noise_sigma)) if np.isscalar(noise_sigma) else map(float, noise_sigma)
+    lo_s, hi_s = _noise_range(noise_sigma)
     images = tf.constant(images_uint8)
 
     def make_batch(step):
-        s = tf.cast(step, tf.int32)
-        seed_of = lambda k: tf.stack([tf.constant(seed, tf.int32) * 7919 + k, s])  # noqa: E731
+        seed_of = _step_seeds(seed, step)
         idx = tf.random.stateless_uniform([batch_size], seed_of(1), 0, n, dtype=tf.int32)
         sharp = tf.cast(tf.gather(images, idx), tf.float32) / 255.0
         u = tf.random.stateless_uniform([], seed_of(2))
         height = tf.exp(tf.math.log(lo_h) + u * (tf.math.log(hi_h) - tf.math.log(lo_h)))
-        small_side = tf.maximum(8, tf.cast(tf.round(height / CROP_FACE_FRACTION), tf.int32))
+        small_side = tf.maximum(8, tf.cast(tf.round(height / FACE_FRACTION), tf.int32))
         small = tf.image.resize(sharp, [small_side, small_side], method="area")
         kernels = _kernels_for_step(seed, step, batch_size, params)
         r = tf.shape(kernels)[1] // 2
@@ -93,9 +90,7 @@ def small_face_dataset(images_uint8: np.ndarray, batch_size: int, crop: int, see
             p = tf.minimum(need, tf.shape(padded)[1])
             padded, need = tf.pad(padded, [[0, 0], [p, p], [p, p], [0, 0]], mode="SYMMETRIC"), need - p
         degraded = blur.blur_valid(padded, kernels)
-        if hi_s > 0:
-            sigma = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed_of(6), lo_s, hi_s)
-            degraded = degraded + sigma * tf.random.stateless_normal(tf.shape(degraded), seed_of(7))
+        degraded = _add_sensor_noise(degraded, seed_of, batch_size, lo_s, hi_s)
         degraded = tf.round(tf.clip_by_value(degraded, 0.0, 1.0) * 255.0) / 255.0
         if jpeg_prob > 0:
             degraded = _maybe_jpeg(degraded, seed_of, batch_size, jpeg_prob, jpeg_quality)
