@@ -106,9 +106,10 @@ class Checkpoints:
                 ) from None
             raise TrainingError(f"could not save the checkpoint at step {step}: {one_line(e)}") from None
         finally:
-            self._remove_partial_shards()
-            if self._scratch:
+            if self._scratch:  # a non-chief cleans only its own folder: the chief may still be writing
                 cluster.remove_scratch(self._scratch)
+            else:
+                self._remove_partial_shards()
 
     def _remove_partial_shards(self):
         for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
