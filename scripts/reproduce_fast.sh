@@ -2,12 +2,14 @@
 # Reproduce the shipped fast generator (tfdeblur/pretrained/generator_fast.keras, `--model fast`):
 # stages 1-3 of the default model (scripts/reproduce_default.sh; shared, not trained twice when
 # RUNS_DIR is the same), then the 4-block fine-tune from stage 3 and its distillation from
-# stage 3 (MODEL_CARD.md, the fast model). About 2 h 20 min after stage 3 on 2 CPU cores.
+# stage 3 (fast 2, the fast model shipped until 2026-12-03, now generator_look.keras), then its
+# re-distillation from the shipped default (fast 3; MODEL_CARD.md, the fast model). About 3 h 30 min
+# after stage 3 on 2 CPU cores.
 #
 #   scripts/reproduce_fast.sh [RUNS_DIR]           (default RUNS_DIR: runs/reproduce)
 #
 # Run from the repository root; resumable like reproduce_default.sh. The result is
-# RUNS_DIR/fast2_distill/generator.keras. The fine-tune was run as 4,000 steps, then resumed to
+# RUNS_DIR/fast3_redistill/generator_last.keras. The fine-tune was run as 4,000 steps, then resumed to
 # 7,000, 10,000 and 14,000 (each resume restarted the linear decay); the script does the same.
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/reproduce}
@@ -28,4 +30,9 @@ run_stage fast2_distill 6000 configs/cpu-fast-distill.yaml \
     --set train.init_from="$RUNS/fast1_finetune/generator.keras" \
     --set train.distill_from="$RUNS/s3/generator.keras"
 
-echo "done: $RUNS/fast2_distill/generator.keras (shipped: tfdeblur/pretrained/generator_fast.keras)"
+# fast 3: 7,000 steps from fast 2, distilled from the shipped (stage-6) default
+need "$RUNS/fast2_distill/generator.keras"
+run_stage fast3_redistill 7000 configs/cpu-fast-distill.yaml \
+    --set train.init_from="$RUNS/fast2_distill/generator.keras"
+
+echo "done: $RUNS/fast3_redistill/generator_last.keras (shipped: tfdeblur/pretrained/generator_fast.keras)"

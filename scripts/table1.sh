@@ -17,5 +17,5 @@ for gan in gan lsgan wgan-gp; do
 done
 # shellcheck disable=SC2086  # EVAL_FLAGS is a list of flags
 python evaluate.py --data-dir "$data" --split val --output-dir "$out/eval" ${EVAL_FLAGS:-} \
-    --model tfdeblur/pretrained/generator_fast.keras \
+    --model tfdeblur/pretrained/generator_look.keras \
     models/table1/gan.keras models/table1/lsgan.keras models/table1/wgan-gp.keras

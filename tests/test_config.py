@@ -53,7 +53,7 @@ def test_every_config_loads_with_a_valid_blur_and_models(name):
     build_discriminator(**cfg["model"]["discriminator"])
 
 
-def test_distill_config_starts_from_the_shipped_fast_generator_and_distils_the_default():
+def test_distill_config_starts_from_the_previous_fast_generator_and_distils_the_default():
     import keras
 
     from tfdeblur.models import build_generator
@@ -61,7 +61,7 @@ def test_distill_config_starts_from_the_shipped_fast_generator_and_distils_the_d
 
     cfg = load_config(os.path.join(REPO, "configs", "cpu-fast-distill.yaml"))
     t = cfg["train"]
-    assert t["init_from"] == "tfdeblur/pretrained/generator_fast.keras"
+    assert t["init_from"] == "tfdeblur/pretrained/generator_look.keras"
     assert t["distill_from"] == "tfdeblur/pretrained/generator.keras" and t["distill_weight"] == 1.0
     generator = build_generator(**cfg["model"]["generator"])
     start = keras.models.load_model(os.path.join(REPO, t["init_from"]), compile=False)

@@ -138,3 +138,14 @@ def test_deblur_frame_restores_the_frame_and_its_shown_faces_at_scale(model):
     crop = blur_frames([_photo(2)], seed=0, blur_px=(20, 20))[0]  # a 250x250 LFW crop
     out, regions = tfdeblur.deblur_frame(model, crop, detector=_NoDetector())
     assert regions == [] and np.array_equal(out, tfdeblur.deblur(model, crop))
+
+
+def test_the_2x_look_has_its_own_4_block_generator_loaded_once():
+    from tfdeblur import faces
+    from tfdeblur.models import count_res_blocks
+
+    look = faces._proposal_model(None, "fast")
+    assert count_res_blocks(look) == 4 and faces._proposal_model(None, "fast") is look
+    assert faces.LOOK_MODEL.endswith("generator_look.keras")
+    model = object()
+    assert faces._proposal_model(model, None) is model and faces._proposal_model(model, False) is None

@@ -169,7 +169,10 @@ def test_shipped_models_by_name(tmp_path, monkeypatch):
 
     default, fast = load_model(), load_model("fast")
     assert count_res_blocks(default) == 6 and count_res_blocks(fast) == 4
-    assert sum(os.path.getsize(f) for f in inference.SHIPPED_MODELS.values()) <= 25e6  # the budget
+    from tfdeblur.faces import LOOK_MODEL
+
+    shipped = [*inference.SHIPPED_MODELS.values(), LOOK_MODEL]  # the proposal look ships too
+    assert sum(os.path.getsize(f) for f in shipped) <= 25e6  # the budget
     assert count_macs(fast) < 0.8 * count_macs(default)
     face = smooth_image(64, 64)
     out = deblur(fast, face)
@@ -248,15 +251,15 @@ def test_cli_faces_only_changes_face_regions(tmp_path, multiface_dir, small_mode
     r = run_cli("deblur", src, "-o", out, "--model", small_model_path, "--faces")
     assert r.returncode == 0, r.stderr
     # The regions deblur_faces restores: its proposals (relaxed MTCNN on the photo, on the photo
-    # restored whole by the model and on the fast model's 2x restored look), recomputed here.
+    # restored whole by the model and on the look generator's 2x restored look), recomputed here.
     proposer = faces.proposal_detector()
-    fast, model = load_model(inference.SHIPPED_MODELS["fast"]), load_model(small_model_path)
+    look, model = load_model(faces.LOOK_MODEL), load_model(small_model_path)
     plain = MTCNNDetector()
     for n in names:
         before = np.asarray(Image.open(src / f"{n}.png"))
         after = np.asarray(Image.open(out / f"{n}.png"))
         assert after.shape == before.shape
-        proposals = faces.propose_faces(before, proposer, fast, restored=deblur(model, before, batch_size=8))
+        proposals = faces.propose_faces(before, proposer, look, restored=deblur(model, before, batch_size=8))
         regions = face_regions(proposals, before.shape)
         assert len(regions) >= len(plain.detect([before])[0])  # at least the faces plain MTCNN finds
         assert len(regions) >= 2

@@ -10,8 +10,8 @@ the same treatment as a 256 px one, and all faces of a frame go through the mode
 Faces are found in the *blurred* frame, where a detector misses the blurriest ones, so the
 proposals come from three looks, merged by non-maximum suppression: MTCNN with relaxed
 thresholds on the blurred frame, on the frame restored whole at 1x, and on the frame upscaled 2x
-and restored whole by the fast generator (a 30 px face then has the size the model and MTCNN work
-best at). With perfect boxes, restoration at scale lets MTCNN find 91% of the 32-64 px validation
+and restored whole by a fast 4-block generator (a 30 px face then has the size the model and MTCNN
+work best at). With perfect boxes, restoration at scale lets MTCNN find 91% of the 32-64 px validation
 faces; the looks are what limit it. A false proposal costs one crop of compute and is restored
 like any other region; a missed face is a face left blurred.
 """
@@ -19,6 +19,7 @@ like any other region; a missed face is a face left blurred.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -82,15 +83,24 @@ def restored_look(model, image, scale: float | None = None):
     return deblur(model, big), scale
 
 
+# The 2x look's generator: the 4-block fast model shipped until 2026-12-03. Today's fast model
+# (re-distilled from the default, +0.33 dB on crops) is a worse look: as the 2x look it found 4 fewer
+# of the 32-64 px dev faces (85.1 vs 87.6%) and on the validation frames cost the default 1-5 points
+# of recall under 64 px and one frame worse than blurred (docs/scenes.md). A look needs faces found,
+# not fidelity, so it keeps the older weights.
+LOOK_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "generator_look.keras")
+
+
 def _proposal_model(model, proposal_model):
-    """The generator of the 2x look: the shipped fast one, ``model`` (None), none (False), or as given."""
+    """The generator of the 2x look: "fast" (the 4-block look generator, ``LOOK_MODEL``), ``model``
+    (None), none (False), or as given."""
     if proposal_model is False:
         return None
     if proposal_model == "fast":
         if "fast" not in _MODELS:
-            from tfdeblur.inference import SHIPPED_MODELS, load_model
+            from tfdeblur.inference import load_model
 
-            _MODELS["fast"] = load_model(SHIPPED_MODELS["fast"])
+            _MODELS["fast"] = load_model(LOOK_MODEL)
         return _MODELS["fast"]
     return model if proposal_model is None else proposal_model
 
