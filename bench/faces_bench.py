@@ -2,7 +2,7 @@
 
 Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goal speaks of):
 the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN on the
-frame and on the 2x restored look by the fast model; restoration of five given faces), and
+frame and on the 2x restored look by the look generator, ``faces.LOOK_MODEL``; restoration of five given faces), and
 whole-frame ``tfdeblur.deblur`` for comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur``
 runs on a frame: whole frame plus the proposed faces restored again at scale; also without the 2x
 look); each with the default and the fast model. ``deblur_faces`` and ``deblur_frame`` also look at
@@ -51,10 +51,10 @@ def section_faces(rec, s, quick: bool = False) -> dict:
     note = f"{len(boxes)} faces, {note}"
     log(f"  frame {size} with {len(boxes)} faces")
     detector = F.proposal_detector()
-    fast = load_model(SHIPPED_MODELS["fast"])
+    look_model = load_model(F.LOOK_MODEL)
     look = guarded(rec, "faces", "proposals", "relaxed MTCNN + 2x look (fast)", size, 1,
                    lambda: rec.add("faces", "proposals", "relaxed MTCNN + 2x look (fast)", size, 1,
-                                   measure(lambda: F.propose_faces(frame, detector, fast), 1, s, block=lambda _: None),
+                                   measure(lambda: F.propose_faces(frame, detector, look_model), 1, s, block=lambda _: None),
                                    unit="frames/s", note=note))
     rows = {"proposals": look}
     for name in ("default", "fast"):

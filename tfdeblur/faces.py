@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-__all__ = ["WORK_SIZE", "FACE_FRACTION", "MIN_FACE", "PROPOSAL_THRESHOLDS", "proposal_detector", "propose_faces", "restored_look", "deblur_faces", "deblur_frame",
-           "face_regions"]
+__all__ = ["WORK_SIZE", "FACE_FRACTION", "MIN_FACE", "PROPOSAL_THRESHOLDS", "LOOK_MODEL", "proposal_detector",
+           "propose_faces", "restored_look", "deblur_faces", "deblur_frame", "face_regions"]
 
 WORK_SIZE = 256  # the training crop side
 FACE_FRACTION = 0.45  # face-box height / crop side in the training crops (LFW deep-funneled at 256)
@@ -230,8 +230,8 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
 
     ``faces``: Face objects or ``[x1, y1, x2, y2]`` boxes; by default :func:`propose_faces`:
     relaxed MTCNN on the frame, on the frame restored whole by ``model``, and on a 2x restored look
-    made by ``proposal_model`` ("fast": the shipped fast generator, cheap; None: ``model`` itself;
-    False: neither restored look).
+    made by ``proposal_model`` ("fast": the 4-block look generator ``LOOK_MODEL``, cheap; None:
+    ``model`` itself; False: neither restored look).
     Each face's square context is resized so the face has the training height in a
     ``work_size`` crop, restored, resized back and blended with a feathered mask over the box
     grown by ``margin``. Faces under ``min_face`` px are left alone; pixels outside the regions
