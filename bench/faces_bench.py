@@ -2,8 +2,8 @@
 
 Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goal speaks of):
 the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN on the
-frame and on the 2x restored look by the look generator, ``faces.LOOK_MODEL``; restoration of five given faces), and
-whole-frame ``tfdeblur.deblur`` for comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur``
+frame and on the 2x restored look by the look generator, ``faces.LOOK_MODEL``; restoration of five
+given faces), and whole-frame ``tfdeblur.deblur`` for comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur``
 runs on a frame: whole frame plus the proposed faces restored again at scale; also without the 2x
 look); each with the default and the fast model. ``deblur_faces`` and ``deblur_frame`` also look at
 the whole-frame restoration (one more MTCNN pass), which the proposals row leaves out.

@@ -37,7 +37,7 @@ PROPOSAL_THRESHOLDS = {"threshold_pnet": 0.4, "threshold_rnet": 0.4, "threshold_
 _NMS_IOU = 0.4
 LOOK_SCALE = 2.0  # the restored look's upscale factor
 LOOK_MAX_PIXELS = 1.3e6  # ... capped at this many pixels (a VGA frame gets the full 2x)
-_MODELS: dict = {}  # the proposal model, loaded once
+_MODELS: dict = {}  # the look generator, loaded once
 
 
 def _box(f):
@@ -97,11 +97,11 @@ def _proposal_model(model, proposal_model):
     if proposal_model is False:
         return None
     if proposal_model == "fast":
-        if "fast" not in _MODELS:
+        if "look" not in _MODELS:
             from tfdeblur.inference import load_model
 
-            _MODELS["fast"] = load_model(LOOK_MODEL)
-        return _MODELS["fast"]
+            _MODELS["look"] = load_model(LOOK_MODEL)
+        return _MODELS["look"]
     return model if proposal_model is None else proposal_model
 
 
