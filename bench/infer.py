@@ -62,14 +62,12 @@ def _tflite(model, size, quant, calib_samples):
     """A LiteRT interpreter (allocated, ``TFLITE_THREADS`` threads; XNNPACK for float models) for
     ``model`` at a fixed ``[1, size, size, 3]`` input: ``(interpreter, model bytes, converter)``.
     ``int8`` is calibrated on synthetic smooth images: right for timing, not for accuracy."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from tfdeblur import export
+    from tfdeblur.quiet import litert_interpreter
 
     calib = smooth_images(max(1, calib_samples), size) if quant == "int8" else None
     content = export.tflite_model(model, size, _QUANT[quant], representative=calib)
-    interp = Interpreter(model_content=content, num_threads=TFLITE_THREADS)
-    interp.allocate_tensors()
+    interp = litert_interpreter(model_content=content, num_threads=TFLITE_THREADS)
     return interp, content, f"tfdeblur.export.tflite_model (quantize={_QUANT[quant]})"
 
 
