@@ -16,23 +16,19 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-RESNET = dict(n_down=2, upsample="transpose", block="basic", stem_kernel=5, pixel_shuffle=2, norm="fused")
-NAF = dict(arch="naf", ngf=24, n_blocks=4, n_down=3, pixel_shuffle=2)
 BLURRED_PSNR = 20.42  # the 200 model-selection pairs, blurred input
+NAF_CONFIG = "configs/cpu-naf-distill.yaml"
 
-# (label, family, generator kwargs, model-selection PSNR (dB), where the figure comes from)
+# (label, family, the config whose model.generator it is, model-selection PSNR (dB), where the figure comes from)
 POINTS = [
-    ("fast 2", "ResNet", dict(RESNET, ngf=24, n_blocks=4), 22.57,
+    ("fast 2", "ResNet", "configs/cpu-fast-distill.yaml", 22.57,
      "generator_look.keras (MODEL_CARD, fast model until 2026-12-03)"),
-    ("fast 3 (shipped fast)", "ResNet", dict(RESNET, ngf=24, n_blocks=4), 22.92,
+    ("fast 3 (shipped fast)", "ResNet", "configs/cpu-fast-distill.yaml", 22.92,
      "configs/cpu-fast-distill.yaml, 7,000 steps"),
-    ("ngf 24, 6 blocks", "ResNet", dict(RESNET, ngf=24, n_blocks=6), 22.84,
-     "stage 4b, 8,824 steps (MODEL_CARD)"),
-    ("ngf 40, 2 blocks", "ResNet", dict(RESNET, ngf=40, n_blocks=2), 22.88,
-     "configs/cpu-fast2-distill.yaml"),
-    ("ngf 32, 6 blocks", "ResNet", dict(RESNET, ngf=32, n_blocks=6), 23.30,
-     "stage 5, configs/cpu-wide.yaml (MODEL_CARD)"),
-    ("default (ngf 40, 6 blocks)", "ResNet", dict(RESNET, ngf=40, n_blocks=6), 23.54,
+    ("ngf 24, 6 blocks", "ResNet", "configs/cpu.yaml", 22.84, "stage 4b, 8,824 steps (MODEL_CARD)"),
+    ("ngf 40, 2 blocks", "ResNet", "configs/cpu-fast2-distill.yaml", 22.88, "configs/cpu-fast2-distill.yaml"),
+    ("ngf 32, 6 blocks", "ResNet", "configs/cpu-wide.yaml", 23.30, "stage 5, configs/cpu-wide.yaml (MODEL_CARD)"),
+    ("default (ngf 40, 6 blocks)", "ResNet", "configs/cpu-wider.yaml", 23.54,
      "the shipped default, generator.keras (MODEL_CARD)"),
 ]
 NAF_LABEL = "NAF width 24"
@@ -47,19 +43,21 @@ def naf_point(log_dir):
     if not curve:
         return None
     step = max(curve)
-    return (NAF_LABEL, "NAF", NAF, round(curve[step], 2), f"configs/cpu-naf-distill.yaml, {step:,} steps"), curve
+    return (NAF_LABEL, "NAF", NAF_CONFIG, round(curve[step], 2), f"{NAF_CONFIG}, {step:,} steps"), curve
 
 
 def time_points(points):
     """Keras float32 img/s at 256² batch 8, LiteRT float32 img/s at batch 1 and GMAC, per point,
     through the bench's own row functions (bench/infer.py), in one run."""
-    from bench.common import FULL, Recorder, gmac
+    from bench.common import FULL, Recorder, gmac, load_cfg
     from bench.infer import _keras_rows, _tflite_rows, smooth_images
     from tfdeblur.models import build_generator
 
     rec, out, cache = Recorder(), [], {}
     pixels = {256: smooth_images(8, 256)}
-    for label, family, kwargs, psnr, source in points:
+    for label, family, config, psnr, source in points:
+        # a config path names a trained run's generator; the paper generator is given as kwargs
+        kwargs = load_cfg(os.path.join(REPO, config))["model"]["generator"] if isinstance(config, str) else config
         key = json.dumps(kwargs, sort_keys=True)
         if key not in cache:
             model = build_generator(**kwargs)
