@@ -132,9 +132,11 @@ class DlibRecognizer:
             global _FORKED
             _FORKED = (self, chips)  # a forked worker reads it (and the network) from its copy
             parts = np.array_split(np.arange(len(chips)), workers)
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                rows = pool.map(_forked_descriptors, [(int(p[0]), int(p[-1]) + 1) for p in parts])
-            _FORKED = None
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    rows = pool.map(_forked_descriptors, [(int(p[0]), int(p[-1]) + 1) for p in parts])
+            finally:
+                _FORKED = None
             return np.concatenate(rows)
         return self._descriptor_rows(chips)
 
