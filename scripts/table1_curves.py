@@ -1,10 +1,13 @@
 """Validation PSNR against step for the Table 1 runs (issue 19), read from their TensorBoard logs
 (so resumed runs are whole): one line per loss, written as a PNG and a JSON of the points.
 
-    python scripts/table1_curves.py [RUNS_DIR] [OUT_DIR] [START_MODEL DATA_DIR]
+    python scripts/table1_curves.py [RUNS_DIR] [OUT_DIR] [START_MODEL DATA_DIR] [--compare JSON]
     # defaults: runs/table1 results/table1; with START_MODEL (the runs' common start) and DATA_DIR,
-    # step 0 is that generator's PSNR on the same validation pairs as training's
+    # step 0 is that generator's PSNR on the same validation pairs as training's. --compare draws
+    # an earlier budget's curves (a val_psnr_curves.json) dashed beside them, to show whether the
+    # longer budget ends anywhere else.
 """
+import argparse
 import glob
 import json
 import os
@@ -48,17 +51,31 @@ def start_psnr(model_path, data_dir):
 
 
 def main(argv):
-    runs_dir = argv[1] if len(argv) > 1 else "runs/table1"
-    out_dir = argv[2] if len(argv) > 2 else "results/table1"
-    start = start_psnr(argv[3], argv[4]) if len(argv) > 4 else None
+    parser = argparse.ArgumentParser(description="Table 1 runs: validation PSNR against step")
+    parser.add_argument("runs_dir", nargs="?", default="runs/table1")
+    parser.add_argument("out_dir", nargs="?", default="results/table1")
+    parser.add_argument("start_model", nargs="?")
+    parser.add_argument("data_dir", nargs="?")
+    parser.add_argument("--compare", help="an earlier budget's val_psnr_curves.json, drawn dashed")
+    args = parser.parse_args(argv[1:])
+    start = start_psnr(args.start_model, args.data_dir) if args.data_dir else None
     curves = {}
     for loss in LOSSES:
-        log_dir = os.path.join(runs_dir, loss, "logs")
+        log_dir = os.path.join(args.runs_dir, loss, "logs")
         if os.path.isdir(log_dir):
             curves[loss] = ({0: start} if start is not None else {}) | scalar_curve(log_dir, "val/psnr")
     if not curves:
-        print(f"error: no Table 1 runs with logs under {runs_dir!r}", file=sys.stderr)
+        print(f"error: no Table 1 runs with logs under {args.runs_dir!r}", file=sys.stderr)
         return 2
+    earlier = {}
+    if args.compare:
+        try:
+            with open(args.compare) as f:
+                earlier = {loss: {p["step"]: p["val_psnr"] for p in points} for loss, points in json.load(f).items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            print(f"error: --compare {args.compare!r} is not a val_psnr_curves.json: {e}", file=sys.stderr)
+            return 2
+    out_dir = args.out_dir
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,7 +84,12 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for loss, points in curves.items():
-        ax.plot(list(points), list(points.values()), marker="o", markersize=3, label=LABELS[loss])
+        label = f"{LABELS[loss]}, {max(points):,}-step budget" if earlier else LABELS[loss]
+        line, = ax.plot(list(points), list(points.values()), marker="o", markersize=3, label=label)
+        if loss in earlier:
+            last = max(earlier[loss])
+            ax.plot(list(earlier[loss]), list(earlier[loss].values()), linestyle="--", color=line.get_color(),
+                    alpha=0.6, label=f"{LABELS[loss]}, {last:,}-step budget")
     ax.set_xlabel("training step")
     ax.set_ylabel("validation PSNR (dB, model-selection set)")
     ax.set_title("Table 1 runs: validation PSNR against step")

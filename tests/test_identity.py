@@ -78,6 +78,9 @@ def test_accuracy_auc_tar_by_hand():
     # FAR 1e-3 over 4 impostors: k = 0, threshold 0.2: only 0.1 below it
     assert identity.tar_at_far(D, G, 1e-3) == pytest.approx(0.25)
     assert identity.tar_at_far(D, G, 1.0) == 1.0  # accept everything finite
+    m = identity.condition_metrics(D, G, 0.6)  # where the errors are: 2 impostors (0.2, 0.5) accepted
+    assert m["accepted"] == {"genuine": 1.0, "impostor": 0.5}
+    assert m["median_distance"] == pytest.approx({"genuine": 0.4, "impostor": 0.6})
 
 
 def test_auc_ties_and_unembedded_pairs():
@@ -126,7 +129,7 @@ def test_identity_metrics_shape_and_values():
         assert set(entry["gap_closed"]) == {"accuracy", "tar_at_far_0.001"}
         assert set(entry["conditions"]) == set(identity.CONDITIONS)
         for c in entry["conditions"].values():
-            assert set(c) == {"accuracy", "accuracy_ci95", "auc", "tar_at_far"}
+            assert set(c) == {"accuracy", "accuracy_ci95", "auc", "tar_at_far", "accepted", "median_distance"}
             assert set(c["tar_at_far"]) == {"0.01", "0.001"}
     both = m["protocols"]["both"]["conditions"]
     assert both["sharp"]["accuracy"] == 1.0
@@ -135,6 +138,9 @@ def test_identity_metrics_shape_and_values():
     assert both["sharp_restored"]["accuracy"] == 0.75  # the NaN row: (0, 1) rejected, (1, 4) rightly so
     assert both["restored"]["accuracy_ci95"] == pytest.approx(list(wilson_interval(3, 4)))
     assert m["protocols"]["both"]["gap_closed"]["accuracy"] == pytest.approx(0.5)
+    # restored genuine distances 0.5 (accepted) and 1 (rejected); impostors at 10 and 19.5
+    assert both["restored"]["accepted"] == {"genuine": 0.5, "impostor": 0.0}
+    assert both["restored"]["median_distance"] == pytest.approx({"genuine": 0.75, "impostor": 14.75})
     # every genuine distance (<= 1) is below the closest impostor (10): TAR 1 everywhere, gap 0 -> None
     assert m["protocols"]["both"]["gap_closed"]["tar_at_far_0.001"] is None
     assert m["protocols"]["both"]["mcnemar_p"] == pytest.approx(mcnemar_exact(0, 1))
@@ -173,7 +179,7 @@ def test_roc_figure_and_report(tmp_path):
     lines = identity.report_lines(m)
     rows = [ln for ln in lines if ln.startswith("| probe") or ln.startswith("| both")]
     assert len(rows) == 8
-    assert any("| both | Restored | 75.0%" in r for r in rows)
+    assert any("| both | Restored | 75.0%" in r and "| 50.0% / 0.0% | 0.750 / 14.750 |" in r for r in rows)
     assert any(ln.startswith("Meaning:") for ln in lines)
 
 
@@ -194,3 +200,15 @@ def test_identity_between_models_is_paired_over_the_same_pairs():
     assert (out["correct"]["b"], out["correct"]["c"]) == (0, 3)
     assert (out["genuine_accepted"]["b"], out["genuine_accepted"]["c"]) == (0, 2)
     assert out["correct"] == mcnemar_test([True, False, False, True, False], [True] * 5)
+
+
+def test_saved_distances_load_back_per_model_protocol_and_condition(tmp_path):
+    from tfdeblur.evaluation.identity_measure import save_distances
+
+    dist = identity.identity_distances(_embeddings(), LAB5, PAIRS5)
+    path = save_distances({"m1": dist}, tmp_path)
+    with np.load(path) as z:
+        np.testing.assert_array_equal(z["genuine"], [True, True, False, False])
+        np.testing.assert_allclose(z["m1|probe|restored"], dist["probe"]["restored"])
+        np.testing.assert_allclose(z["m1|both|blurred"], [1.0, 1.0, 10.0, 19.0])
+        assert len([k for k in z.files if k.startswith("m1|")]) == 8  # 2 protocols x 4 conditions

@@ -62,6 +62,22 @@ def test_embedding_is_the_same_for_the_same_input(dlib_recognizer):
     assert not np.allclose(a[0], a[1])  # the whole image is a different region from the box
 
 
+def test_forked_workers_give_the_same_rows_in_the_same_order():
+    try:
+        one = recognizers.DlibRecognizer(batch_size=2, workers=1)
+        two = recognizers.DlibRecognizer(batch_size=2, workers=2)
+    except recognizers.RecognizerUnavailable as e:
+        pytest.skip(str(e))
+    (same,), (other,) = _persons()
+    images = _images(same, 2) + _images(other, 1)
+    images, boxes = images * 2, [(60.0, 50.0, 130.0, 150.0), None, (70.0, 60.0, 110.0, 130.0)] * 2
+    boxes[4] = (300, 300, 40, 40)  # an empty box stays a NaN row in its place
+    a, b = one.embed(images, boxes), two.embed(images, boxes)
+    np.testing.assert_array_equal(a, b)
+    assert np.isnan(b[4]).all() and np.isfinite(np.delete(b, 4, axis=0)).all()
+    assert not np.allclose(b[0], b[2])  # rows are per image, not one repeated
+
+
 def test_empty_box_gives_a_nan_row_and_others_stay(dlib_recognizer):
     (same,), _ = _persons()
     image = _images(same, 1)[0]

@@ -231,11 +231,17 @@ def condition_metrics(distances, genuine, threshold: float) -> dict:
     from tfdeblur.evaluation import wilson_interval
 
     k, n = accuracy_at(distances, genuine, threshold)
+    d, g = np.asarray(distances, np.float64), np.asarray(genuine, bool)
     return {
         "accuracy": k / n if n else None,
         "accuracy_ci95": list(wilson_interval(k, n)),
         "auc": roc_auc(distances, genuine),
         "tar_at_far": {_FAR_KEYS[f]: tar_at_far(distances, genuine, f) for f in FARS},
+        # which side of the threshold moved: accuracy alone mixes both error kinds
+        "accepted": {kind: float(np.mean(d[m] <= threshold)) if m.any() else None
+                     for kind, m in (("genuine", g), ("impostor", ~g))},
+        "median_distance": {kind: float(np.median(d[m])) if m.any() else None
+                            for kind, m in (("genuine", g), ("impostor", ~g))},
     }
 
 
@@ -322,14 +328,21 @@ def _pct(x):
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _num(x):
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def _table_rows(protocol: str, entry: dict) -> list[str]:
     rows = []
     for cond in [c for c in CONDITIONS if c in entry["conditions"]]:
         m = entry["conditions"][cond]
         lo, hi = m["accuracy_ci95"]
         auc = "n/a" if m["auc"] is None else f"{m['auc']:.3f}"
+        acc, med = m.get("accepted") or {}, m.get("median_distance") or {}
+        sides = (f" {_pct(acc.get('genuine'))} / {_pct(acc.get('impostor'))} | {_num(med.get('genuine'))} / "
+                 f"{_num(med.get('impostor'))} |")
         rows.append(f"| {protocol} | {_LABELS[cond]} | {_pct(m['accuracy'])} [{100 * lo:.1f}, {100 * hi:.1f}] | {auc} "
-                    f"| {_pct(m['tar_at_far']['0.01'])} | {_pct(m['tar_at_far']['0.001'])} |")
+                    f"| {_pct(m['tar_at_far']['0.01'])} | {_pct(m['tar_at_far']['0.001'])} |" + sides)
     return rows
 
 
@@ -338,8 +351,9 @@ def report_lines(identity: dict) -> list[str]:
     pairs = identity["pairs"]
     lines = [f"Identity ({identity['recognizer']} recognizer, {pairs['genuine']} genuine + {pairs['impostor']} "
              "impostor pairs; `probe`: sharp enrolment photo vs probe in the condition, `both`: both in it):", "",
-             "| Protocol | Condition | Accuracy [95% CI] | AUC | TAR@FAR 1e-2 | TAR@FAR 1e-3 |",
-             "|---|---|---|---|---|---|"]
+             "| Protocol | Condition | Accuracy [95% CI] | AUC | TAR@FAR 1e-2 | TAR@FAR 1e-3 "
+             "| Accepted at the threshold: genuine / impostor | Median distance: genuine / impostor |",
+             "|---|---|---|---|---|---|---|---|"]
     for protocol, entry in identity["protocols"].items():
         lines += _table_rows(protocol, entry)
     lines.append("")

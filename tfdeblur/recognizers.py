@@ -21,6 +21,7 @@ a pair with a NaN row as "no match" (distance +inf).
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 
 import numpy as np
@@ -75,7 +76,10 @@ class DlibRecognizer:
     dim = 128
     chip_size, chip_padding = 150, 0.25  # what compute_face_descriptor(img, shape) uses itself
 
-    def __init__(self, batch_size: int = 32):
+    def __init__(self, batch_size: int = 32, workers: int | None = None):
+        """``workers``: processes that run the network (default: the usable CPU cores). dlib-bin is
+        built without BLAS, so one process uses one core; the chips are split between forked
+        workers, which inherit the loaded network."""
         self._dlib = _import_dlib()
         shape_file, net_file = _dlib_model_files()
         try:
@@ -84,6 +88,7 @@ class DlibRecognizer:
         except RuntimeError as e:
             raise RecognizerUnavailable(f"dlib could not load its face models: {one_line(e)}") from None
         self.batch_size = int(batch_size)
+        self.workers = max(1, int(workers if workers is not None else _usable_cores()))
 
     def _rectangle(self, shape, box):
         """dlib rectangle (inclusive corners) for an (x, y, w, h) box clipped to the image, or None."""
@@ -116,11 +121,45 @@ class DlibRecognizer:
         out = np.full((len(images), self.dim), np.nan, np.float32)
         chips = [(i, self.chip(im, b)) for i, (im, b) in enumerate(zip(images, boxes))]
         chips = [(i, c) for i, c in chips if c is not None]
-        for k in range(0, len(chips), self.batch_size):  # batched: ~20% faster than one by one
-            part = chips[k : k + self.batch_size]
-            rows = self._net.compute_face_descriptor([c for _, c in part])
-            out[[i for i, _ in part]] = np.asarray([np.asarray(r) for r in rows], np.float32)
+        if chips:
+            out[[i for i, _ in chips]] = self._descriptors([c for _, c in chips])
         return out
+
+    def _descriptors(self, chips) -> np.ndarray:
+        """float32 ``[len(chips), 128]`` from aligned chips, over ``self.workers`` processes."""
+        workers = min(self.workers, -(-len(chips) // self.batch_size))
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            global _FORKED
+            _FORKED = (self, chips)  # a forked worker reads it (and the network) from its copy
+            parts = np.array_split(np.arange(len(chips)), workers)
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    rows = pool.map(_forked_descriptors, [(int(p[0]), int(p[-1]) + 1) for p in parts])
+            finally:
+                _FORKED = None
+            return np.concatenate(rows)
+        return self._descriptor_rows(chips)
+
+    def _descriptor_rows(self, chips) -> np.ndarray:
+        rows = []
+        for k in range(0, len(chips), self.batch_size):  # batched: ~20% faster than one by one
+            rows += self._net.compute_face_descriptor(chips[k : k + self.batch_size])
+        return np.asarray([np.asarray(r) for r in rows], np.float32).reshape(-1, self.dim)
+
+
+_FORKED = None  # (recognizer, chips) for the forked workers of DlibRecognizer._descriptors
+
+
+def _forked_descriptors(span) -> np.ndarray:
+    recognizer, chips = _FORKED
+    return recognizer._descriptor_rows(chips[span[0] : span[1]])
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def get_recognizer(name: str = "dlib", **kwargs):

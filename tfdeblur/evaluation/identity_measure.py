@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["IdentityMeasure", "person_of_name", "identity_between_models", "write_identity_report"]
+__all__ = ["IdentityMeasure", "person_of_name", "identity_between_models", "save_distances", "write_identity_report"]
 
 
 def person_of_name(name: str) -> str:
@@ -85,6 +85,20 @@ def identity_between_models(measure: IdentityMeasure, models) -> dict:
     return out
 
 
+def save_distances(distances_by_model: dict, output_dir) -> str:
+    """``identity_distances.npz``: ``genuine`` (bool per pair) and ``<model>|<protocol>|<condition>``
+    (distance per pair), so that later analyses need no second embedding run."""
+    arrays = {}
+    for model, dist in distances_by_model.items():
+        arrays["genuine"] = np.asarray(dist["genuine"], bool)  # the same pairs for every model
+        for protocol in ("probe", "both"):
+            for cond, d in dist.get(protocol, {}).items():
+                arrays[f"{model}|{protocol}|{cond}"] = np.asarray(d, np.float32)
+    path = os.path.join(output_dir, "identity_distances.npz")
+    np.savez_compressed(path, **arrays)
+    return path
+
+
 def write_identity_report(metrics: dict, measure: IdentityMeasure, output_dir) -> list[str]:
     """Append the identity table to report.md and write the ROC figures of the first model."""
     from tfdeblur import identity
@@ -107,4 +121,6 @@ def write_identity_report(metrics: dict, measure: IdentityMeasure, output_dir) -
                         f"| {g['b']} / {g['c']} | {g['p']:.3g} |\n")
         for path in written:
             f.write(f"\n![{os.path.basename(path)}]({os.path.basename(path)})\n")
+    if measure.distances:
+        written.append(save_distances(measure.distances, output_dir))
     return written
