@@ -101,6 +101,12 @@ def main(argv):
     with open(os.path.join(out_dir, "val_psnr_curves.json"), "w") as f:
         json.dump({loss: [{"step": s, "val_psnr": v} for s, v in points.items()] for loss, points in curves.items()}, f, indent=1)
     print(f"wrote {png} and val_psnr_curves.json")
+    for loss, points in curves.items():
+        # Whether a budget has levelled: the PSNR change over its last fifth of steps.
+        last = max(points)
+        tail = [s for s in points if s >= 0.8 * last]
+        print(f"{LABELS[loss]}: {points[last]:.3f} dB at step {last:,}; "
+              f"{points[last] - points[tail[0]]:+.3f} dB since step {tail[0]:,}")
     return 0
 
 
