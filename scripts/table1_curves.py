@@ -102,11 +102,13 @@ def main(argv):
         json.dump({loss: [{"step": s, "val_psnr": v} for s, v in points.items()] for loss, points in curves.items()}, f, indent=1)
     print(f"wrote {png} and val_psnr_curves.json")
     for loss, points in curves.items():
-        # Whether a budget has levelled: the PSNR change over its last fifth of steps.
+        # Whether a budget has levelled: the PSNR change over its last tenth and fifth of steps.
         last = max(points)
-        tail = [s for s in points if s >= 0.8 * last]
-        print(f"{LABELS[loss]}: {points[last]:.3f} dB at step {last:,}; "
-              f"{points[last] - points[tail[0]]:+.3f} dB since step {tail[0]:,}")
+        changes = []
+        for share in (0.9, 0.8):
+            since = min(s for s in points if s >= share * last)
+            changes.append(f"{points[last] - points[since]:+.3f} dB since step {since:,}")
+        print(f"{LABELS[loss]}: {points[last]:.3f} dB at step {last:,}; " + ", ".join(changes))
     return 0
 
 

@@ -39,17 +39,18 @@ def test_curves_from_logs_with_resume_and_compare(tmp_path, capsys):
     assert abs(gan[500] - 22.25) < 1e-6
     assert (out / "val_psnr_curves.png").stat().st_size > 0
     printed = capsys.readouterr().out
-    # The last fifth of GAN's 1,000 steps starts at step 1,000 itself; LSGAN's at 500.
-    assert "GAN: 22.310 dB at step 1,000; +0.000 dB since step 1,000" in printed
-    assert "LSGAN: 22.400 dB at step 500; +0.000 dB since step 500" in printed
+    # The last tenth and fifth of GAN's 1,000 steps start at step 1,000 itself; LSGAN's at 500.
+    assert "GAN: 22.310 dB at step 1,000; +0.000 dB since step 1,000, +0.000 dB since step 1,000" in printed
+    assert "LSGAN: 22.400 dB at step 500; +0.000 dB since step 500, +0.000 dB since step 500" in printed
 
 
 def test_levelling_reports_the_change_over_the_last_fifth(tmp_path, capsys):
     runs = tmp_path / "runs"
     _write_psnr(str(runs / "wgan-gp" / "logs"), {s: 22.0 + s / 10000 for s in range(250, 5001, 250)})
     assert table1_curves.main(["x", str(runs), str(tmp_path / "out")]) == 0
-    # From step 4,000 (the first at or past 80% of 5,000) to 5,000: +0.1 dB.
-    assert "WGAN-GP: 22.500 dB at step 5,000; +0.100 dB since step 4,000" in capsys.readouterr().out
+    # From step 4,500 (the first at or past 90% of 5,000): +0.05 dB; from 4,000 (80%): +0.1 dB.
+    assert ("WGAN-GP: 22.500 dB at step 5,000; +0.050 dB since step 4,500, +0.100 dB since step 4,000"
+            in capsys.readouterr().out)
 
 
 def test_errors_are_one_line(tmp_path, capsys):
