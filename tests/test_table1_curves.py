@@ -44,7 +44,7 @@ def test_curves_from_logs_with_resume_and_compare(tmp_path, capsys):
     assert "LSGAN: 22.400 dB at step 500; +0.000 dB since step 500, +0.000 dB since step 500" in printed
 
 
-def test_levelling_reports_the_change_over_the_last_fifth(tmp_path, capsys):
+def test_levelling_reports_the_change_over_the_last_tenth_and_fifth(tmp_path, capsys):
     runs = tmp_path / "runs"
     _write_psnr(str(runs / "wgan-gp" / "logs"), {s: 22.0 + s / 10000 for s in range(250, 5001, 250)})
     assert table1_curves.main(["x", str(runs), str(tmp_path / "out")]) == 0
