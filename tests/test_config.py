@@ -159,6 +159,7 @@ def test_yaml_errors(tmp_path):
     ("train.distill_weight", -0.5, "train.distill_weight"),
     ("train.distill_from", "runs/x/checkpoints", "train.distill_from"),
     ("train.init_grow", "yes", "train.init_grow"),
+    ("train.keep_generators", "yes", "train.keep_generators must be true or false"),
     ("train.init_grow", True, "train.init_grow needs train.init_from"),  # init_from is null
     ("train.g_lr", "1e-4", "train.g_lr"),  # YAML 1.1 reads 1e-4 as a string (1.0e-4 is a float)
     ("data.crop", 300, "data.crop"),

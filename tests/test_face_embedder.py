@@ -92,3 +92,16 @@ def test_identity_term_needs_an_embedder_file(tmp_path):
         load_config(None, {"train.content": {"charbonnier": 1.0, "identity": 0.1}})
     with pytest.raises(ContentLossUnavailable, match="train_face_embedder"):
         IdentityFeatureLoss(str(tmp_path / "missing.keras"))
+
+
+def test_identity_loss_on_whole_aligned_images_judges_their_centre_crop(tiny_embedder_path):
+    path, images, _ = tiny_embedder_path
+    loss = IdentityFeatureLoss(path)
+    whole = tf.constant(images[:2].astype(np.float32) / 127.5 - 1.0)  # 256², the face in the centre
+    other = tf.reverse(whole, axis=[0])
+    o = (256 - fe.CROP) // 2
+    centre = lambda x: x[:, o : o + fe.CROP, o : o + fe.CROP]
+    assert float(loss(other, whole)) == pytest.approx(float(loss(centre(other), centre(whole))), abs=1e-6)
+    # the same centre window with another image's rows above and below: only the centre counts
+    framed = tf.concat([other[:, :o], whole[:, o : o + fe.CROP], other[:, o + fe.CROP :]], axis=1)
+    assert float(loss(framed, whole)) == pytest.approx(0.0, abs=1e-5)

@@ -150,6 +150,19 @@ def test_distill_from_a_larger_generator(small_lfw, tmp_path, capsys):
         train(tiny_cfg(small_lfw, steps=2, init_from=str(tmp_path / "not_a_model.keras")), str(tmp_path / "run3"), verbose=0)
 
 
+def test_keep_generators_writes_one_generator_per_validation(small_lfw, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(small_lfw, steps=4, steps_per_epoch=2, keep_generators=True), str(run), verbose=0)
+    kept = sorted(os.path.basename(p) for p in glob.glob(str(run / "generator_0*.keras")))
+    assert kept == ["generator_000002.keras", "generator_000004.keras"]
+    last = keras.models.load_model(str(run / "generator_last.keras"), compile=False)
+    step4 = keras.models.load_model(str(run / kept[-1]), compile=False)
+    for a, b in zip(last.get_weights(), step4.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    train(tiny_cfg(small_lfw, steps=2, steps_per_epoch=2), str(tmp_path / "plain"), verbose=0)
+    assert not glob.glob(str(tmp_path / "plain" / "generator_0*.keras"))  # off by default
+
+
 def test_resume_gives_the_same_weights_as_a_straight_run(resume_runs):
     root, straight, resumed, _ = resume_runs
     assert straight["steps"] == 8 and straight["trained_steps_this_run"] == 8

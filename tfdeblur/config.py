@@ -115,6 +115,7 @@ DEFAULTS: dict = {
         "n_critic": 5,
         "checkpoint_every": 500,
         "keep_checkpoints": 3,
+        "keep_generators": False,  # also write generator_<step>.keras at every validation (checkpoint selection)
         "seed": 0,
         "on_nonfinite": "stop",  # or "skip": skip the step and halve the learning rates
         "init_from": None,  # fine-tune: start G and D from this checkpoint (dir or prefix)
@@ -222,6 +223,8 @@ def validate(cfg: dict) -> None:
     for key in ("g_lr", "d_lr", "content_weight", "adv_weight", "gp_weight", "distill_weight"):
         if not isinstance(t[key], (int, float)) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    if not isinstance(t["keep_generators"], bool):
+        raise ConfigError(f"train.keep_generators must be true or false, got {t['keep_generators']!r}")
     if not isinstance(t["init_grow"], bool):
         raise ConfigError(f"train.init_grow must be true or false, got {t['init_grow']!r}")
     if t["init_grow"] and not str(t["init_from"] or "").endswith(".keras"):

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from tfdeblur.errors import one_line
+from tfdeblur.face_embedder import CROP
 
 __all__ = [
     "bce_discriminator_loss",
@@ -203,7 +204,9 @@ class IdentityFeatureLoss:
     """Cosine distance between a frozen face embedder's embeddings of restored and sharp images
     (:mod:`tfdeblur.face_embedder`, trained on the training persons with an ArcFace head; never
     dlib, which judges identity). Images are average-pooled to the embedder's input size (a
-    128² crop to 64²) and the cosine distance is averaged over the batch."""
+    128² crop to 64²) and the cosine distance is averaged over the batch. Images larger than the
+    crop (``data.crop: 256``, whole aligned LFW images) are judged on their centre crop window,
+    which always holds the face (what the embedder's ``centre_crop`` AUC measures)."""
 
     def __init__(self, path):
         if not path or not os.path.isfile(path):
@@ -217,6 +220,10 @@ class IdentityFeatureLoss:
         self.size = int(self.embedder.input_shape[1])
 
     def _embed(self, x):
+        side = int(x.shape[1] or 0)
+        if side > CROP:  # aligned faces: the centre window, not the background around it
+            o = (side - CROP) // 2
+            x = x[:, o : o + CROP, o : o + CROP]
         factor = max(1, int(x.shape[1] or self.size) // self.size)
         if factor > 1:  # avg_pool, not resize(area): ResizeArea has no gradient
             x = tf.nn.avg_pool2d(x, factor, factor, "VALID")

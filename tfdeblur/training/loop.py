@@ -334,6 +334,8 @@ class _Loop:
                     psnr, ssim, _ = ckpts.validate(step, self.writer)
                     history.append({"step": step, "val_psnr": psnr, "val_ssim": ssim})
                     values.append(("val_psnr", psnr))
+                    if tcfg.get("keep_generators"):  # for selecting a checkpoint by another measure later
+                        ckpts.save_generator(f"generator_{step:06d}.keras")
                 if step % int(tcfg["checkpoint_every"]) == 0 or step == self.total:
                     ckpts.save(step)
                     last_good = ckpts.latest
