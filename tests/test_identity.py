@@ -121,7 +121,9 @@ PAIRS5 = np.array([[0, 1], [2, 3], [0, 2], [1, 4]])
 
 def test_identity_metrics_shape_and_values():
     m = identity.identity_metrics(_embeddings(), LAB5, PAIRS5, 0.6, "dlib")
-    assert set(m) == {"recognizer", "pairs", "protocols"}
+    assert set(m) == {"recognizer", "pairs", "protocols", "self_distance"}
+    # probe images 1, 2, 3, 4 against their own sharp positions; the unembedded one is left out
+    assert m["self_distance"] == {"images": 4, "median": {"blurred": 0.5, "restored": 0.25, "sharp_restored": 0.0}}
     assert m["recognizer"] == "dlib" and m["pairs"] == {"genuine": 2, "impostor": 2}
     assert set(m["protocols"]) == {"probe", "both"}
     for entry in m["protocols"].values():
@@ -181,6 +183,8 @@ def test_roc_figure_and_report(tmp_path):
     assert len(rows) == 8
     assert any("| both | Restored | 75.0%" in r and "| 50.0% / 0.0% | 0.750 / 14.750 |" in r for r in rows)
     assert any(ln.startswith("Meaning:") for ln in lines)
+    assert "- Median distance of a probe to its own sharp photo (4 images): blurred 0.500, restored 0.250, " \
+           "sharp-restored 0.000." in lines
 
 
 def test_identity_between_models_is_paired_over_the_same_pairs():

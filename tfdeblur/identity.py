@@ -167,6 +167,17 @@ def identity_distances(embeddings_by_condition: dict, labels, pairs) -> dict:
     return out
 
 
+def self_distances(embeddings_by_condition: dict, pairs) -> dict:
+    """``{condition: [M]}``: each probe image's distance in the condition to its own sharp
+    embedding (the second image of every pair, once each): how far blur, and then restoration,
+    move a face from where its sharp photo sits. Empty without ``sharp``."""
+    emb = embeddings_by_condition
+    if "sharp" not in emb:
+        return {}
+    probes = np.unique(np.asarray(pairs, np.int64).reshape(-1, 2)[:, 1])
+    return {c: _distance(emb["sharp"][probes], emb[c][probes]) for c in emb if c != "sharp"}
+
+
 # ---------------------------------------------------------------------------------- metrics
 
 
@@ -274,14 +285,22 @@ def identity_metrics(embeddings_by_condition: dict, labels, pairs, threshold: fl
                        "gap_closed": {"accuracy", "tar_at_far_0.001"}, "mcnemar_p"}}}
 
     ``mcnemar_p``: exact McNemar test of blurred vs restored accept/reject over the genuine pairs.
+    Beside them, ``self_distance``: ``{"images": int, "median": {condition: f}}``, the median
+    distance of a probe image in each condition to its own sharp embedding (:func:`self_distances`).
     """
     dist = identity_distances(embeddings_by_condition, labels, pairs)
     genuine = dist["genuine"]
-    return {
+    out = {
         "recognizer": str(recognizer_name),
         "pairs": {"genuine": int(genuine.sum()), "impostor": int((~genuine).sum())},
         "protocols": {p: _protocol_metrics(dist[p], genuine, threshold) for p in PROTOCOLS if p in dist},
     }
+    own = self_distances(embeddings_by_condition, pairs)
+    if own:
+        finite = {c: d[np.isfinite(d)] for c, d in own.items()}
+        out["self_distance"] = {"images": int(len(next(iter(own.values())))),
+                                "median": {c: float(np.median(d)) if len(d) else None for c, d in finite.items()}}
+    return out
 
 
 # --------------------------------------------------------------------------- figure, report
@@ -363,6 +382,10 @@ def report_lines(identity: dict) -> list[str]:
         lines.append(f"- {protocol}: restoration closes {_pct(g['accuracy'])} of the blurred-to-sharp accuracy gap "
                      f"and {_pct(g['tar_at_far_0.001'])} of the TAR@FAR 1e-3 gap; McNemar blurred vs restored on "
                      f"genuine pairs p = {'n/a' if p is None else f'{p:.2g}'}.")
+    own = identity.get("self_distance")
+    if own:
+        cells = ", ".join(f"{_LABELS.get(c, c).lower()} {_num(v)}" for c, v in own["median"].items())
+        lines.append(f"- Median distance of a probe to its own sharp photo ({own['images']} images): {cells}.")
     probe = identity["protocols"].get("probe")
     if probe and probe["gap_closed"]["accuracy"] is not None:
         acc = {c: probe["conditions"][c]["accuracy"] for c in ("blurred", "restored", "sharp")}
