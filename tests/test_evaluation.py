@@ -413,7 +413,7 @@ def test_ground_truth_mode(tmp_path, multiface_dir, tiny_models):
     m = json.loads((out / "metrics.json").read_text())
     assert m["precision"] == "bfloat16" and "(computing in bfloat16)" in (out / "report.md").read_text()
     assert m["reference"] == "ground_truth_boxes" and m["n"] == 1
-    assert m["independent_detector"] == "blazeface-full"
+    assert m["independent_detector"] == "blazeface-tiled"
     sharp = m["conditions"]["sharp"]
     assert sharp["n_reference_boxes"] == 6  # labelled faces in 2008_002470.jpg
     assert sharp["recall"] >= 0.85 and sharp["false_positives"] <= 1

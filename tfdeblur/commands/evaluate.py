@@ -44,8 +44,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
                    help="where metrics.json, report.md and figures go (default eval_out/)")
     p.add_argument("--batch-size", type=int, default=16, help="images per deblurring / detection batch (default 16)")
     p.add_argument("--independent", default=None,
-                   help="independent detector: blazeface, blazeface-full, haar, or none (default: blazeface for "
-                   "face crops, blazeface-full with --ground-truth, whose group photos have small faces)")
+                   help="independent detector: blazeface, blazeface-full, blazeface-tiled, haar, or none (default: "
+                   "blazeface for face crops, blazeface-tiled for frames with --ground-truth or --scenes, whose "
+                   "faces are small)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="generators compute in this precision (default float32; bfloat16: see README, Performance)")
     add_common_flags(p)
@@ -184,7 +185,7 @@ def evaluate_main(argv=None) -> int:
         return EXIT_OK if e.code == 0 else EXIT_FAILED
     start(args)
     if args.independent is None:
-        args.independent = "blazeface-full" if (args.ground_truth or args.scenes) else "blazeface"
+        args.independent = "blazeface-tiled" if (args.ground_truth or args.scenes) else "blazeface"
     problem = _flag_problem(args)
     if problem:
         return error(problem)

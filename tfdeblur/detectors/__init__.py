@@ -11,20 +11,22 @@ from tfdeblur.detectors.base import Detector, DetectorUnavailable, Face
 from tfdeblur.detectors.blazeface import BlazeFaceDetector, blazeface_installed
 from tfdeblur.detectors.haar import HaarDetector, haar_installed
 from tfdeblur.detectors.mtcnn_detector import MTCNNDetector
+from tfdeblur.detectors.tiled import TiledDetector
 
 __all__ = ["Face", "Detector", "DetectorUnavailable", "MTCNNDetector", "BlazeFaceDetector", "HaarDetector",
-           "NAMES", "available", "get"]
+           "TiledDetector", "NAMES", "available", "get"]
 
-NAMES = ("blazeface", "blazeface-full", "haar")  # the independent detectors, by --independent name
+NAMES = ("blazeface", "blazeface-full", "blazeface-tiled", "haar")  # the independent detectors, by --independent name
 
 
 def available() -> list[str]:
     """Names of the independent detectors that can be built here."""
-    return (["blazeface", "blazeface-full"] if blazeface_installed() else []) + (["haar"] if haar_installed() else [])
+    return (["blazeface", "blazeface-full", "blazeface-tiled"] if blazeface_installed() else []) + (["haar"] if haar_installed() else [])
 
 
 def get(name: str = "blazeface", **kwargs):
-    """Build an independent detector by name: ``blazeface`` (default), ``blazeface-full``, ``haar``.
+    """Build an independent detector by name: ``blazeface`` (default), ``blazeface-full``,
+    ``blazeface-tiled`` (full range on 192 px tiles and the whole frame, for small faces), ``haar``.
 
     Raises :class:`DetectorUnavailable` (one-line message) when it cannot be built here.
     """
@@ -32,6 +34,8 @@ def get(name: str = "blazeface", **kwargs):
         return BlazeFaceDetector("short", **kwargs)
     if name == "blazeface-full":
         return BlazeFaceDetector("full", **kwargs)
+    if name == "blazeface-tiled":
+        return TiledDetector(BlazeFaceDetector("full", **kwargs), tile=192, stride=128)
     if name == "haar":
         return HaarDetector(**kwargs)
     raise ValueError(f"unknown independent detector {name!r}; choose from {', '.join(NAMES)}")
