@@ -69,6 +69,7 @@ def test_tiled_blazeface_finds_small_faces_that_the_whole_frame_pass_misses():
     boxes = [np.array([75.0, 70.0, 175.0, 190.0], np.float32)] * len(photos)
     scenes = make_scenes(photos, boxes, 3, seed=0, shape=(480, 640), heights=(36.0, 44.0))
     found = {}
+    assert get("blazeface-tiled").name == "blazeface-tiled"
     for name in ("blazeface-full", "blazeface-tiled"):
         dets = get(name).detect([s.image for s in scenes])
         found[name] = np.concatenate([found_references([f.box for f in d], s.boxes, [f.confidence for f in d])

@@ -35,7 +35,7 @@ def get(name: str = "blazeface", **kwargs):
     if name == "blazeface-full":
         return BlazeFaceDetector("full", **kwargs)
     if name == "blazeface-tiled":
-        return TiledDetector(BlazeFaceDetector("full", **kwargs), tile=192, stride=128)
+        return TiledDetector(BlazeFaceDetector("full", **kwargs), tile=192, stride=128, name="blazeface-tiled")
     if name == "haar":
         return HaarDetector(**kwargs)
     raise ValueError(f"unknown independent detector {name!r}; choose from {', '.join(NAMES)}")
