@@ -17,6 +17,8 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 EMBEDDER = "models/identity/face_embedder.keras"
 
 
