@@ -1,12 +1,14 @@
 """The ``faces`` section: a 640x480 camera frame with five faces through ``tfdeblur.deblur_faces``.
 
 Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goal speaks of):
-the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN on the
-frame and on the 2x restored look by the look generator, ``faces.LOOK_MODEL``; restoration of five
-given faces), and whole-frame ``tfdeblur.deblur`` for comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur``
-runs on a frame: whole frame plus the proposed faces restored again at scale; also without the 2x
-look); each with the default and the fast model. ``deblur_faces`` and ``deblur_frame`` also look at
-the whole-frame restoration (one more MTCNN pass), which the proposals row leaves out.
+the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN and tiled
+BlazeFace on the frame, MTCNN on the 2x restored look by the look generator, ``faces.LOOK_MODEL``;
+restoration of five given faces), the fast mode (``proposal_model=False``: proposals from the
+blurred frame only, then restoration), whole-frame ``tfdeblur.deblur`` for comparison, and
+``tfdeblur.deblur_frame`` (what ``tfdeblur deblur`` runs on a frame: whole frame plus the proposed
+faces restored again at scale; also without the 2x look); each with the default and the fast model.
+``deblur_faces`` and ``deblur_frame`` also look at the whole-frame restoration (one more pass of
+each detector), which the proposals row leaves out.
 The frame is built from LFW faces when ``../shared/data/lfw`` is there, else from noise.
 """
 
@@ -52,15 +54,20 @@ def section_faces(rec, s, quick: bool = False) -> dict:
     log(f"  frame {size} with {len(boxes)} faces")
     detector = F.proposal_detector()
     look_model = load_model(F.LOOK_MODEL)
-    look = guarded(rec, "faces", "proposals", "relaxed MTCNN + 2x look (fast)", size, 1,
-                   lambda: rec.add("faces", "proposals", "relaxed MTCNN + 2x look (fast)", size, 1,
-                                   measure(lambda: F.propose_faces(frame, detector, look_model), 1, s, block=lambda _: None),
-                                   unit="frames/s", note=note))
-    rows = {"proposals": look}
+    rows = {}
+    for key, what, fn in (
+        ("proposals", "MTCNN + tiled BlazeFace + 2x look (fast)", lambda: F.propose_faces(frame, detector, look_model)),
+        ("proposals, fast mode", "MTCNN + tiled BlazeFace on the blurred frame", lambda: F.propose_faces(frame, detector)),
+    ):
+        rows[key] = guarded(rec, "faces", "proposals", what, size, 1,
+                            lambda fn=fn, what=what: rec.add("faces", "proposals", what, size, 1,
+                                                             measure(fn, 1, s, block=lambda _: None),
+                                                             unit="frames/s", note=note))
     for name in ("default", "fast"):
         model = load_model(SHIPPED_MODELS[name])
         for what, fn in (
             ("deblur_faces", lambda: F.deblur_faces(model, frame, detector=detector)),
+            ("deblur_faces, fast mode", lambda: F.deblur_faces(model, frame, detector=detector, proposal_model=False)),
             ("restore 5 given faces", lambda: F.deblur_faces(model, frame, faces=boxes)),
             ("whole-frame deblur", lambda: deblur(model, frame)),
             ("deblur_frame (whole frame + faces at scale)", lambda: F.deblur_frame(model, frame, detector=detector)),

@@ -149,3 +149,40 @@ def test_the_2x_look_has_its_own_4_block_generator_loaded_once():
     assert faces.LOOK_MODEL.endswith("generator_look.keras")
     model = object()
     assert faces._proposal_model(model, None) is model and faces._proposal_model(model, False) is None
+
+
+def test_tiled_blazeface_proposes_a_small_face_that_relaxed_mtcnn_misses(model):
+    """A 36 px face under a 24 px shake: relaxed MTCNN does not find it in the blurred frame (no
+    box at IoU >= 0.5), the second proposal detector (tiled BlazeFace) does, and deblur_faces
+    restores it."""
+    from tfdeblur import faces
+    from tfdeblur.scene_eval import found_references
+
+    scene = _one_face_frame(10, 36.0, seed=10, shape=(200, 260))
+    blurred = blur_frames([scene.image], seed=10, blur_px=(24, 24))[0]
+    relaxed = faces.proposal_detector()
+    for blazeface, want in ((False, False), (True, True)):
+        proposals = faces.propose_faces(blurred, relaxed, blazeface=blazeface)
+        assert found_references([faces._box(f) for f in proposals], scene.boxes)[0] == want, blazeface
+    out, regions = tfdeblur.deblur_faces(model, blurred, proposal_model=False)
+    b = scene.boxes[0].astype(int)
+    face = (slice(b[1], b[3]), slice(b[0], b[2]))
+    assert any(r[0] <= b[0] and r[1] <= b[1] and r[2] >= b[2] and r[3] >= b[3] for r in regions)
+    assert _psnr(out[face], scene.image[face]) > _psnr(blurred[face], scene.image[face]) + 0.5
+
+
+def test_blazeface_boxes_are_mapped_to_mtcnn_box_convention():
+    """BlazeFace's boxes are shorter and wider than MTCNN's; the mapped box keeps the centre's x,
+    grows the height by 1/0.875, narrows the width by 1/1.18, and lies closer to MTCNN's box on a
+    real face than the raw one."""
+    from tfdeblur import faces
+    from tfdeblur.evaluation.matching import iou
+
+    mapped = faces.blazeface_to_mtcnn_box([100.0, 100.0, 159.0, 135.0])
+    assert np.isclose((mapped[0] + mapped[2]) / 2, 129.5)
+    assert np.isclose(mapped[3] - mapped[1], 35.0 / 0.875) and np.isclose(mapped[2] - mapped[0], 59.0 / 1.18)
+    assert (mapped[1] + mapped[3]) / 2 < 117.5  # the centre moves up (MTCNN's box takes in the brow)
+    scene = _one_face_frame(6, 60.0, seed=2, shape=(240, 320))
+    (bf,) = faces.blazeface_proposal_detector().detect([scene.image])[0][:1]
+    raw, fitted = iou(bf.box, scene.boxes[0]), iou(faces.blazeface_to_mtcnn_box(bf.box), scene.boxes[0])
+    assert fitted > raw and fitted > 0.6

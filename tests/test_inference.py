@@ -311,3 +311,18 @@ def test_deblur_faces_blend_is_feathered(model):
     assert np.abs(out[centre].astype(int) - back[y0 + 20 - sy:y1 - 20 - sy, x0 + 20 - sx:x1 - 20 - sx]).max() <= 1
     edge = np.abs(out[y0, x0:x1].astype(int) - img[y0, x0:x1]).mean()
     assert edge < np.abs(out[centre].astype(int) - img[centre]).mean() / 3  # faded out at the border
+
+
+def test_cli_fast_proposals_skip_the_2x_look(tmp_path, multiface_dir, small_model_path):
+    """--faces --fast-proposals is deblur_faces(proposal_model=False): faces proposed from the
+    blurred photo alone (MTCNN and tiled BlazeFace), no restored look."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(os.path.join(multiface_dir, "2007_007763.jpg")).convert("RGB").save(src / "frame.png")
+    before = np.asarray(Image.open(src / "frame.png"))
+    want, regions = faces.deblur_faces(load_model(small_model_path), before, proposal_model=False)
+    assert len(regions) >= 2
+    r = run_cli("deblur", src, "-o", tmp_path / "out", "--model", small_model_path, "--faces", "--fast-proposals", "-q")
+    assert r.returncode == 0, r.stderr
+    got = np.asarray(Image.open(tmp_path / "out" / "frame.png")).astype(int)
+    assert np.abs(got - want).max() <= 1 and (got != want).mean() < 0.01

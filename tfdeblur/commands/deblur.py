@@ -25,8 +25,12 @@ def add_parser(sub) -> None:
     d.add_argument("--model", default=None, help="generator .keras, or \"fast\" for the shipped 4-block one (default: the shipped model)")
     d.add_argument("--faces", action="store_true", help="deblur only detected faces, blended back")
     d.add_argument("--no-face-guard", action="store_true",
-                   help="frames larger than 256 px: restore the whole frame only (by default the faces MTCNN finds "
-                        "in the frame and in its restorations are restored again at the model's scale, so none is lost)")
+                   help="frames larger than 256 px: restore the whole frame only (by default the faces MTCNN and tiled "
+                        "BlazeFace find in the frame and in its restorations are restored again at the model's scale, "
+                        "so none is lost)")
+    d.add_argument("--fast-proposals", action="store_true",
+                   help="find faces without the 2x restored look (MTCNN and tiled BlazeFace on the frame, and on its "
+                        "whole-frame restoration when there is one): several times faster, fewer small faces found")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images")
     d.add_argument("--batch-size", type=int, default=4)
     d.add_argument("--precision", choices=PRECISIONS, default="float32",
@@ -102,11 +106,12 @@ class _Deblurrer:
     """Deblurs the jobs one by one, batching same-size images that fit one tile; one progress
     bar step per input, a skip line for each that fails."""
 
-    def __init__(self, model, tile, batch_size, detector, log, n_jobs, quiet, face_guard=True):
+    def __init__(self, model, tile, batch_size, detector, log, n_jobs, quiet, face_guard=True, fast_proposals=False):
         import keras
 
         self.model, self.tile, self.batch_size, self.detector, self.log = model, tile, batch_size, detector, log
         self.face_guard = face_guard
+        self.proposal_model = False if fast_proposals else "fast"  # faces.deblur_faces' 2x look, or none
         self.faces_only = detector is not None
         self.bar = keras.utils.Progbar(n_jobs, unit_name="image", verbose=0 if quiet else 1)
         self.done = self.seen = self.no_face = 0
@@ -151,7 +156,7 @@ class _Deblurrer:
 
         try:
             out, regions = deblur_faces(self.model, entry[2], detector=self.detector, tile=self.tile,
-                                        batch_size=self.batch_size)
+                                        batch_size=self.batch_size, proposal_model=self.proposal_model)
         except Exception as e:  # noqa: BLE001  one line for this input, keep going
             return self._advance(entry[0], f"deblurring failed: {one_line(e)}")
         self.no_face += not regions
@@ -164,7 +169,7 @@ class _Deblurrer:
             if self.detector is None:
                 self.detector = proposal_detector()  # started only when a frame comes
             out, _ = deblur_frame(self.model, entry[2], detector=self.detector, tile=self.tile,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, proposal_model=self.proposal_model)
         except Exception as e:  # noqa: BLE001  one line for this input, keep going
             return self._advance(entry[0], f"deblurring failed: {one_line(e)}")
         self._finish(entry, out)
@@ -230,7 +235,7 @@ def run(args) -> int:
         return error(e)
 
     work = _Deblurrer(model, tile, args.batch_size, detector, log, len(jobs), args.quiet,
-                      face_guard=not args.no_face_guard)
+                      face_guard=not args.no_face_guard, fast_proposals=args.fast_proposals)
     max_pixels = int(args.max_megapixels * 1e6)
     for path, dest in jobs:
         work.add(path, dest, max_pixels)
