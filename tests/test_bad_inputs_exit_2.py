@@ -67,6 +67,8 @@ USAGE = [
                                                "--output-dir", "{file}"], "is not a folder"),
     ("evaluate output is under a file", "evaluate", ["--model", "{model}", "--data-dir", "{faces}",
                                                      "--output-dir", "{file}/out"], "cannot write results"),
+    ("evaluate --fast-proposals without --scenes", "evaluate", ["--model", "{model}", "--data-dir", "{faces}",
+                                                                "--fast-proposals"], "--fast-proposals needs --scenes"),
     ("tfdeblur no command", "tfdeblur", [], "required: command"),
     ("tfdeblur bad command", "tfdeblur", ["sharpen"], "invalid choice: 'sharpen'"),
     ("blur --bogus", "tfdeblur", ["blur", "{faces}", "{tmp}/o", "--bogus"], "unrecognized arguments: --bogus"),

@@ -186,3 +186,21 @@ def test_blazeface_boxes_are_mapped_to_mtcnn_box_convention():
     (bf,) = faces.blazeface_proposal_detector().detect([scene.image])[0][:1]
     raw, fitted = iou(bf.box, scene.boxes[0]), iou(faces.blazeface_to_mtcnn_box(bf.box), scene.boxes[0])
     assert fitted > raw and fitted > 0.6
+
+
+def test_where_regions_overlap_the_more_confident_face_is_blended_on_top(model):
+    """A weak proposal on part of a face (restored at another scale) must not paint over the
+    face's own restoration: regions are blended least confident first."""
+    from tfdeblur.detectors import Face
+
+    scene = _one_face_frame(5, 80.0, seed=1, shape=(240, 320))
+    blurred = blur_frames([scene.image], seed=2, blur_px=(12, 12))[0]
+    face = Face(scene.boxes[0], 0.99)
+    x1, y1, x2, y2 = scene.boxes[0]
+    part = Face(np.array([x1, y1, x1 + 0.5 * (x2 - x1), y1 + 0.4 * (y2 - y1)], np.float32), 0.35)  # an eye region
+    alone, _ = tfdeblur.deblur_faces(model, blurred, faces=[face])
+    for order in ([face, part], [part, face]):
+        out, regions = tfdeblur.deblur_faces(model, blurred, faces=order)
+        assert len(regions) == 2
+        b = scene.boxes[0].astype(int)
+        assert np.array_equal(out[b[1]:b[3], b[0]:b[2]], alone[b[1]:b[3], b[0]:b[2]])

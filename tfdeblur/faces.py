@@ -310,8 +310,11 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
 
 def _restore_faces_onto(model, rgb, base, faces, margin, batch_size, work_size, min_face):
     """``base`` with each face of ``faces`` (in blurred frame ``rgb``) restored at the model's scale
-    and blended in with a feathered mask: ``(image, regions)``."""
+    and blended in with a feathered mask, the most confident last: ``(image, regions)``."""
     faces = [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
+    # Least confident first, so where two regions overlap the surer face is blended last, on top:
+    # a weak proposal on part of a face must not paint over that face's own restoration.
+    faces = sorted(faces, key=_score)
     boxes = _face_boxes(faces, rgb.shape, margin)
     if not boxes:
         return base.copy(), []

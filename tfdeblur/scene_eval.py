@@ -80,16 +80,17 @@ def _detect_found(detector, frames, boxes):
             for faces, ref in zip(results, boxes)]
 
 
-def _restore_conditions(model, blurred, progress, batch_size):
+def _restore_conditions(model, blurred, progress, batch_size, proposal_model="fast"):
     from tfdeblur.faces import deblur_faces, deblur_frame
 
     whole, faces_only, seconds = [], [], {"restored": 0.0, "restored_faces": 0.0}
     for frame in blurred:
         t = time.perf_counter()
-        whole.append(deblur_frame(model, frame, batch_size=batch_size)[0])  # what `tfdeblur deblur` does
+        # what `tfdeblur deblur` does
+        whole.append(deblur_frame(model, frame, batch_size=batch_size, proposal_model=proposal_model)[0])
         seconds["restored"] += time.perf_counter() - t
         t = time.perf_counter()
-        faces_only.append(deblur_faces(model, frame, batch_size=batch_size)[0])
+        faces_only.append(deblur_faces(model, frame, batch_size=batch_size, proposal_model=proposal_model)[0])
         seconds["restored_faces"] += time.perf_counter() - t
         progress()
     n = max(1, len(blurred))
@@ -102,9 +103,10 @@ def _summary(found, heights):
 
 
 def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=None, batch_size: int = 8,
-                    verbose: int = 1, details: dict | None = None) -> dict:
+                    verbose: int = 1, details: dict | None = None, proposal_model="fast") -> dict:
     """Scene metrics for ``{name: generator}`` on frames ``scenes`` (with boxes) and their blurred
-    twins. ``independent``: a second detector object or None. The first model's measures are also
+    twins. ``independent``: a second detector object or None. ``proposal_model``: as for
+    :func:`tfdeblur.deblur_faces` (False: the fast mode, no 2x look). The first model's measures are also
     the top-level ``per_size`` / ``frames_worse`` keys, as the crop evaluation does."""
     from keras.utils import Progbar
 
@@ -122,7 +124,7 @@ def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=No
             for k, d in detectors.items()}
     per_model, images = {}, {}
     for name, model in models.items():
-        restored, seconds = _restore_conditions(model, blurred, lambda: bar.add(1), batch_size)
+        restored, seconds = _restore_conditions(model, blurred, lambda: bar.add(1), batch_size, proposal_model)
         images[name] = restored
         result = {"seconds_per_frame": seconds}
         for key, d in detectors.items():

@@ -31,6 +31,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
                      "are scored per size")
     p.add_argument("--blur-px", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="with --scenes: camera-shake path length in frame pixels (default 10 40)")
+    p.add_argument("--fast-proposals", action="store_true",
+                   help="with --scenes: restore as `tfdeblur deblur --fast-proposals` does (faces found without the "
+                        "2x restored look)")
     p.add_argument("--identity", choices=["dlib", "none"], default="dlib",
                    help="with --data-dir (one folder per person): face-verification measures by an independent "
                    "recognizer (default dlib; skipped with a note when it is not installed)")
@@ -60,6 +63,8 @@ def _flag_problem(args) -> str | None:
 
     if args.blur_px is not None and not (args.scenes and 0 < args.blur_px[0] <= args.blur_px[1]):
         return "--blur-px needs --scenes and 0 < MIN <= MAX"
+    if args.fast_proposals and not args.scenes:
+        return "--fast-proposals needs --scenes"
     if args.identity_pairs < 1:
         return "--identity-pairs must be a positive integer"
     if args.limit is not None and args.limit < 1:
@@ -154,8 +159,10 @@ def _evaluate_scenes(args, log) -> tuple[dict, list]:
             print(f"warning: independent detector unavailable: {e}", file=sys.stderr)
     details = {}
     metrics = evaluate_scenes(models, scenes, blurred, independent=independent, batch_size=min(args.batch_size, 8),
-                              verbose=0 if args.quiet else 1, details=details)
-    metrics["source"] = {"scenes": args.scenes, "blur_px": list(blur_px), "seed": args.seed}
+                              verbose=0 if args.quiet else 1, details=details,
+                              proposal_model=False if args.fast_proposals else "fast")
+    metrics["source"] = {"scenes": args.scenes, "blur_px": list(blur_px), "seed": args.seed,
+                         "fast_proposals": bool(args.fast_proposals)}
     metrics["precision"] = args.precision
     metrics["skipped"] = [{"path": p, "reason": r} for p, r in log.skipped]
     return metrics, write_scene_report(metrics, args.output_dir, details)
