@@ -4,7 +4,8 @@ Rows (frames/s, so 1 / rate is the seconds per frame the scene issue's 0.3 s goa
 the whole call (proposals + restoration), its two parts (proposals alone: relaxed MTCNN and tiled
 BlazeFace on the frame, MTCNN on the 2x restored look by the look generator, ``faces.LOOK_MODEL``;
 restoration of five given faces), the fast mode (``proposal_model=False``: proposals from the
-blurred frame only, then restoration), whole-frame ``tfdeblur.deblur`` for comparison, and
+blurred frame only, MTCNN from 32 px; then restoration), whole-frame ``tfdeblur.deblur`` for
+comparison, and
 ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur`` runs on a frame: whole frame plus the proposed
 faces restored again at scale; also without the 2x look); each with the default and the fast model.
 ``deblur_faces`` and ``deblur_frame`` also look at the whole-frame restoration (one more pass of
@@ -52,12 +53,13 @@ def section_faces(rec, s, quick: bool = False) -> dict:
     size = f"{FRAME[1]}x{FRAME[0]}"
     note = f"{len(boxes)} faces, {note}"
     log(f"  frame {size} with {len(boxes)} faces")
-    detector = F.proposal_detector()
+    detector, fast_detector = F.proposal_detector(), F.proposal_detector(fast_mode=True)
     look_model = load_model(F.LOOK_MODEL)
     rows = {}
     for key, what, fn in (
         ("proposals", "MTCNN + tiled BlazeFace + 2x look (fast)", lambda: F.propose_faces(frame, detector, look_model)),
-        ("proposals, fast mode", "MTCNN + tiled BlazeFace on the blurred frame", lambda: F.propose_faces(frame, detector)),
+        ("proposals, fast mode", "MTCNN (from 32 px) + tiled BlazeFace on the blurred frame",
+         lambda: F.propose_faces(frame, fast_detector)),
     ):
         rows[key] = guarded(rec, "faces", "proposals", what, size, 1,
                             lambda fn=fn, what=what: rec.add("faces", "proposals", what, size, 1,
@@ -67,11 +69,11 @@ def section_faces(rec, s, quick: bool = False) -> dict:
         model = load_model(SHIPPED_MODELS[name])
         for what, fn in (
             ("deblur_faces", lambda: F.deblur_faces(model, frame, detector=detector)),
-            ("deblur_faces, fast mode", lambda: F.deblur_faces(model, frame, detector=detector, proposal_model=False)),
+            ("deblur_faces, fast mode", lambda: F.deblur_faces(model, frame, detector=fast_detector, proposal_model=False)),
             ("restore 5 given faces", lambda: F.deblur_faces(model, frame, faces=boxes)),
             ("whole-frame deblur", lambda: deblur(model, frame)),
             ("deblur_frame (whole frame + faces at scale)", lambda: F.deblur_frame(model, frame, detector=detector)),
-            ("deblur_frame, no 2x look", lambda: F.deblur_frame(model, frame, detector=detector, proposal_model=False)),
+            ("deblur_frame, no 2x look", lambda: F.deblur_frame(model, frame, detector=fast_detector, proposal_model=False)),
         ):
             rows[f"{name}: {what}"] = guarded(
                 rec, "faces", what, name, size, 1,

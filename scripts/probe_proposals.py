@@ -4,12 +4,13 @@
 
 The frames are blurred as ``evaluate.py --scenes`` blurs them (seed 0, 10-40 px). A *look* is one
 detector on one view of the blurred frame: relaxed MTCNN (``faces.proposal_detector``) or tiled
-BlazeFace (``faces.blazeface_proposal_detector``, kept from score 0.1) on the frame itself, on the frame restored whole at 1x by
-the default, or on the 2x look of the look generator (``faces.restored_look``). Sets of looks are
-merged as ``deblur_faces`` merges them (NMS, faces under 16 px dropped); a labelled face is
-proposed when a proposal overlaps it at IoU >= 0.5. Reports recall per face-height bin, proposals
-per frame and the seconds each look costs per frame (compare within one run). ``--cache`` keeps
-the raw detections, so new sets cost no detection.
+BlazeFace (``faces.blazeface_proposal_detector``, detections from score 0.1 kept) on the frame
+itself, on the frame restored whole at 1x by the default, or on the 2x look of the look generator
+(``faces.restored_look``). Sets of looks are merged as ``deblur_faces`` merges them (NMS over each
+detector's own boxes, BlazeFace's then mapped to MTCNN's convention, faces under 16 px dropped); a
+labelled face is proposed when a proposal overlaps it at IoU >= 0.5. Reports recall per
+face-height bin, proposals per frame and the seconds each look costs per frame (compare within one
+run). ``--cache`` keeps the raw detections, so new sets cost no detection.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ SETS = {
     "blazeface blurred, score 0.2": ["blazeface/blurred@0.2"],
     "blazeface blurred, score 0.1": ["blazeface/blurred@0.1"],
     "blazeface 2x, score 0.3": ["blazeface/fast_2x@0.3"],
-    "mtcnn blurred + blazeface blurred 0.3": ["mtcnn/blurred", "blazeface/blurred@0.3"],
+    "mtcnn blurred + blazeface blurred 0.3 (deblur_faces fast)": ["mtcnn/blurred", "blazeface/blurred@0.3"],
     "mtcnn blurred + blazeface blurred 0.2": ["mtcnn/blurred", "blazeface/blurred@0.2"],
     "mtcnn blurred, 1x + blazeface blurred 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "blazeface/blurred@0.3"],
+    "mtcnn, blazeface blurred, 1x 0.3 (deblur_frame fast)": ["mtcnn/blurred", "mtcnn/restored_1x",
+                                                             "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
     "mtcnn three + blazeface blurred 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x", "blazeface/blurred@0.3"],
     "mtcnn three + blazeface blurred 0.2": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x", "blazeface/blurred@0.2"],
-    "mtcnn three + blazeface blurred, 1x 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x",
+    "mtcnn three + blazeface blurred, 1x 0.3 (today)": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x",
                                                 "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
     "mtcnn three + blazeface blurred, 1x, 2x 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x",
                                                     "blazeface/blurred@0.3", "blazeface/restored_1x@0.3",
@@ -85,17 +88,19 @@ def detect_looks(scenes, blurred):
 
 
 def merged(looks, members, min_face):
+    """The looks' detections merged as ``faces.propose_faces`` merges them: NMS over each
+    detector's own boxes, then BlazeFace's survivors mapped to MTCNN's box convention."""
     from tfdeblur import faces as F
+    from tfdeblur.detectors import Face
 
     boxes = []
     for m in members:  # "look@0.7": that look's detections scoring at least 0.7
         look, _, thr = m.partition("@")
-        boxes += [(b, s) for b, s in looks[look] if s >= float(thr or 0)]
-    boxes = [(b, s) for b, s in boxes if min(b[2] - b[0], b[3] - b[1]) >= min_face]
-    # Looks listed first win NMS ties: score order within the merge, as deblur_faces merges.
-    from tfdeblur.detectors import Face
-
-    return F._nms([Face(b, s, None) for b, s in boxes])
+        maker = F._BlazeFaceProposal if look.startswith("blazeface/") else Face
+        boxes += [maker(b, s) for b, s in looks[look] if s >= float(thr or 0)]
+    boxes = [f for f in boxes if min(F._box(f)[2] - F._box(f)[0], F._box(f)[3] - F._box(f)[1]) >= min_face]
+    return [Face(F.blazeface_to_mtcnn_box(f.box), f.confidence) if isinstance(f, F._BlazeFaceProposal) else f
+            for f in F._nms(boxes)]
 
 
 def main(argv=None) -> int:

@@ -166,8 +166,8 @@ class _Deblurrer:
         from tfdeblur.faces import deblur_frame, proposal_detector
 
         try:
-            if self.detector is None:
-                self.detector = proposal_detector()  # started only when a frame comes
+            if self.detector is None:  # started only when a frame comes
+                self.detector = proposal_detector(fast_mode=self.proposal_model is False)
             out, _ = deblur_frame(self.model, entry[2], detector=self.detector, tile=self.tile,
                                   batch_size=self.batch_size, proposal_model=self.proposal_model)
         except Exception as e:  # noqa: BLE001  one line for this input, keep going
@@ -210,7 +210,7 @@ def _load(args):
         try:
             from tfdeblur.faces import proposal_detector
 
-            detector = proposal_detector()  # relaxed thresholds: blurred faces score low
+            detector = proposal_detector(fast_mode=args.fast_proposals)  # relaxed thresholds: blurred faces score low
         except Exception as e:  # noqa: BLE001  any failure to start it is one line
             raise RuntimeError(f"cannot start the MTCNN face detector: {one_line(e)}") from None
     return model, tile, detector
