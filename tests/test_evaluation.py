@@ -419,6 +419,31 @@ def test_ground_truth_mode(tmp_path, multiface_dir, tiny_models):
     assert sharp["recall"] >= 0.85 and sharp["false_positives"] <= 1
 
 
+def test_scenes_compare_two_models_face_by_face(tmp_path, multiface_dir, tiny_models):
+    """--scenes with two models: metrics.json gets ``paired`` (the second model against the first,
+    per detector, condition and size bin), whose counts of faces found by only one of them agree
+    with the two models' recalls, and report.md a table of it."""
+    out = tmp_path / "scenes"
+    rc = cli.evaluate_main(["--model", *tiny_models, "--scenes", os.path.join(multiface_dir, "testing.xml"),
+                            "--limit", "2", "-q", "--output-dir", str(out), "--independent", "none"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    a, b = (m["per_model"][name]["mtcnn"]["per_size"] for name in tiny_models)
+    pair = m["paired"][f"{tiny_models[1]} vs {tiny_models[0]}"]
+    assert list(pair) == ["mtcnn"] and list(pair["mtcnn"]) == ["restored", "restored_faces"]
+    for cond, per_size in pair["mtcnn"].items():
+        assert list(per_size) == list(a)
+        for label, row in per_size.items():
+            assert row["faces"] == a[label]["faces"]
+            if row["faces"]:
+                diff = (b[label]["recall"][cond] - a[label]["recall"][cond]) * row["faces"]
+                assert round(diff) == row["only_b"] - row["only_a"], (cond, label)
+                assert 0.0 < row["p"] <= 1.0
+            else:
+                assert row["p"] is None
+    assert f"## Paired: {tiny_models[1]} vs {tiny_models[0]}" in (out / "report.md").read_text()
+
+
 # ------------------------------------------------------------------------------- bad input
 
 

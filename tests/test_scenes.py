@@ -99,6 +99,21 @@ def test_per_size_bins_and_frames_worse_on_known_counts():
     assert frames_worse(found) == {"sharp": 0, "restored": 1, "restored_faces": 0}
 
 
+def test_paired_per_size_counts_the_faces_only_one_run_found():
+    from tfdeblur.scene_eval import paired_per_size
+
+    heights = [np.array([20.0, 40.0, 50.0]), np.array([45.0, 100.0])]
+    a = [np.array([1, 1, 0], bool), np.array([0, 1], bool)]
+    b = [np.array([1, 0, 1], bool), np.array([1, 1], bool)]
+    out = paired_per_size(a, b, heights)
+    assert out["32-64"] == {"faces": 3, "only_a": 1, "only_b": 2, "p": 1.0}
+    assert out["0-32"] == {"faces": 1, "only_a": 0, "only_b": 0, "p": 1.0}
+    assert out["64-128"]["only_a"] == out["64-128"]["only_b"] == 0
+    assert out["256+"] == {"faces": 0, "only_a": 0, "only_b": 0, "p": None}
+    with pytest.raises(ValueError, match="face flags"):
+        paired_per_size(a, b[:1], heights)
+
+
 def test_found_references_matches_each_face_once():
     refs = [[0, 0, 10, 10], [20, 20, 30, 30]]
     assert found_references([[0, 0, 10, 10], [1, 1, 10, 10]], refs).tolist() == [True, False]

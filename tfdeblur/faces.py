@@ -40,9 +40,9 @@ MIN_FACE = 16  # px: below this there is no face to restore, only pixels to smea
 PROPOSAL_THRESHOLDS = {"threshold_pnet": 0.4, "threshold_rnet": 0.4, "threshold_onet": 0.5}
 _NMS_IOU = 0.4
 # Tiled BlazeFace as a second proposal detector. On 60 development frames of training persons it
-# raised the 32-64 px proposal recall of the three MTCNN looks from 87.6% to 93.2% and the 0-32 px
-# one from 44% to 75% for 0.11 s and 2.2 more proposals per frame; score 0.2 found no more 32-64 px
-# faces for 3 more proposals per frame, 0.5 found 15 points fewer on its own.
+# raised the 32-64 px proposal recall of the three MTCNN looks from 87.6% to 92.5% and the 0-32 px
+# one from 44% to 76% for 0.11 s and 2.2 more proposals per frame; score 0.2 found no more 32-64 px
+# faces for 3 more proposals per frame, 0.5 found 14 points fewer on its own.
 BLAZEFACE_MIN_SCORE = 0.3
 # ... of detections made from score 0.1: BlazeFace's weighted NMS then averages more candidate boxes,
 # which found 3 points more of those 32-64 px faces at 0.3 than detecting from 0.3 directly.

@@ -68,6 +68,26 @@ def per_size_metrics(found: dict, heights: list, bins=SIZE_BINS) -> dict:
     return out
 
 
+def paired_per_size(found_a, found_b, heights, bins=SIZE_BINS) -> dict:
+    """Two runs' flags for the same labelled faces (per frame a boolean array each), compared face
+    by face per size bin: ``{bin: {"faces", "only_a", "only_b", "p"}}`` with McNemar's exact test
+    on the faces only one of them found (p None for an empty bin)."""
+    from tfdeblur.evaluation.statistics import mcnemar_test
+
+    h = np.concatenate([np.asarray(x, float).reshape(-1) for x in heights]) if heights else np.zeros(0)
+    a, b = (np.concatenate([np.asarray(x, bool).reshape(-1) for x in f]) if f else np.zeros(0, bool)
+            for f in (found_a, found_b))
+    if not len(a) == len(b) == len(h):
+        raise ValueError(f"{len(a)} and {len(b)} face flags for {len(h)} face heights")
+    out = {}
+    for lo, hi in bins:
+        sel = (h >= lo) & (h < (np.inf if hi is None else hi))
+        t = mcnemar_test(a[sel], b[sel])
+        out[bin_label(lo, hi)] = {"faces": int(sel.sum()), "only_a": t["b"], "only_b": t["c"],
+                                  "p": t["p"] if sel.any() else None}
+    return out
+
+
 def frames_worse(found: dict, reference: str = "blurred") -> dict:
     """Per condition, the number of frames where it finds fewer labelled faces than ``reference``."""
     base = [int(np.sum(x)) for x in found[reference]]
@@ -122,7 +142,7 @@ def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=No
     bar = Progbar(len(scenes) * len(models), verbose=verbose, unit_name="frame")
     base = {k: {"sharp": _detect_found(d, sharp, boxes), "blurred": _detect_found(d, blurred, boxes)}
             for k, d in detectors.items()}
-    per_model, images = {}, {}
+    per_model, images, flags = {}, {}, {}
     for name, model in models.items():
         restored, seconds = _restore_conditions(model, blurred, lambda: bar.add(1), batch_size, proposal_model)
         images[name] = restored
@@ -131,6 +151,7 @@ def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=No
             found = {**base[key], **{c: _detect_found(d, restored[c], boxes) for c in restored}}
             found = {c: found[c] for c in CONDITIONS}
             result["mtcnn" if key == "mtcnn" else "independent"] = _summary(found, heights)
+            flags[(name, key)] = found
         per_model[name] = result
     first = per_model[next(iter(models))]
     metrics = {
@@ -146,6 +167,15 @@ def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=No
         "models": list(models),
         "per_model": per_model,
     }
+    names = list(models)
+    if len(names) > 1:  # each further model against the first, face by face
+        metrics["paired"] = {
+            f"{other} vs {names[0]}": {
+                ("mtcnn" if key == "mtcnn" else "independent"): {
+                    c: paired_per_size(flags[(names[0], key)][c], flags[(other, key)][c], heights)
+                    for c in ("restored", "restored_faces")}
+                for key in detectors}
+            for other in names[1:]}
     if details is not None:
         details.update({"names": [s.name for s in scenes], "sharp": sharp, "blurred": blurred,
                         "restored": images, "boxes": boxes})

@@ -46,6 +46,23 @@ def _report_md(metrics, figures) -> str:
                   f"whole frame {fw['restored']}, faces {fw['restored_faces']} of {metrics['frames']}. "
                   f"Seconds per frame: whole frame {m['seconds_per_frame']['restored']:.2f}, "
                   f"faces {m['seconds_per_frame']['restored_faces']:.2f}.", ""]
+    for pair, by_detector in metrics.get("paired", {}).items():
+        other, first = pair.split(" vs ", 1)
+        lines += [f"## Paired: {pair}", "",
+                  f"Faces found by only one of the two (only {first} / only {other}), McNemar's exact p.", "",
+                  "| face height | faces | " + " | ".join(
+                      f"{'MTCNN' if d == 'mtcnn' else metrics.get('independent_detector')}: {_LABELS.get(c, c)}"
+                      for d in by_detector for c in by_detector[d]) + " |",
+                  "|---|---:|" + "---:|" * sum(len(v) for v in by_detector.values())]
+        bins = next(iter(next(iter(by_detector.values())).values()))
+        for label in bins:
+            cells = []
+            for d in by_detector.values():
+                for per_size in d.values():
+                    b = per_size[label]
+                    cells.append("–" if b["p"] is None else f"{b['only_a']} / {b['only_b']}, p = {b['p']:.2g}")
+            lines.append(f"| {label} px | {bins[label]['faces']} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 
