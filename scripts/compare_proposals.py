@@ -1,10 +1,12 @@
 """Paired, face by face: does a change of the proposals help ``deblur_faces`` on a scene set?
 
     python scripts/compare_proposals.py runs/scenes_val --json results/proposals_paired_val.json
+    python scripts/compare_proposals.py runs/scenes_val --compare fast-mode --json results/fast_mode_paired_val.json
 
 The frames are blurred as ``evaluate.py --scenes`` blurs them (seed 0, 10-40 px) and restored by
 ``deblur_faces`` with the shipped default twice: with MTCNN's looks alone (``blazeface=False``,
-the proposals before 2026-12-07) and with tiled BlazeFace added (today's). Each labelled face is
+the proposals before 2026-12-07) and with tiled BlazeFace added (today's); or, with
+``--compare fast-mode``, in the full mode and in the fast mode. Each labelled face is
 then found or not (IoU >= 0.5) by MTCNN and by tiled BlazeFace in both outputs; per face-size bin
 the script reports both recalls and McNemar's exact test on the faces only one of them found.
 """
@@ -20,15 +22,21 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VARIANTS = {"mtcnn_looks": {"blazeface": False}, "with_blazeface": {"blazeface": True}}
+COMPARISONS = {  # name: (before, after), each deblur_faces keyword arguments
+    "blazeface": ({"blazeface": False}, {"blazeface": True}),
+    "fast-mode": ({}, {"proposal_model": False}),  # the full mode against the fast mode
+}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenes", help="a scene folder (scripts/make_scenes.py) or an imglab XML")
     p.add_argument("--limit", type=int, default=None, help="the first N frames")
+    p.add_argument("--compare", choices=sorted(COMPARISONS), default="blazeface",
+                   help="blazeface: MTCNN's looks alone -> with tiled BlazeFace (default); fast-mode: full -> fast mode")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
+    variants = dict(zip(("before", "after"), COMPARISONS[a.compare]))
 
     from keras.utils import Progbar
 
@@ -43,25 +51,27 @@ def main(argv=None) -> int:
     blurred = blur_frames([s.image for s in scenes], seed=0, blur_px=DEFAULT_BLUR_PX)
     model = load_model(None)
     judges = {"mtcnn": MTCNNDetector(batch_size=8), "blazeface-tiled": get("blazeface-tiled")}
-    found = {j: {v: [] for v in VARIANTS} for j in judges}
-    bar = Progbar(len(scenes) * len(VARIANTS), unit_name="frame")
+    found = {j: {v: [] for v in variants} for j in judges}
+    bar = Progbar(len(scenes) * len(variants), unit_name="frame")
     for frame, scene in zip(blurred, scenes):
-        for name, kwargs in VARIANTS.items():
+        for name, kwargs in variants.items():
             out = deblur_faces(model, frame, **kwargs)[0]
             for j, det in judges.items():
                 faces = det.detect([out])[0]
                 found[j][name].append(found_references([f.box for f in faces], scene.boxes, [f.confidence for f in faces]))
             bar.add(1)
     heights = np.concatenate([s.boxes[:, 3] - s.boxes[:, 1] for s in scenes])
-    out = {"frames": len(scenes), "faces": int(len(heights)), "blur_px": list(DEFAULT_BLUR_PX), "per_size": {}}
+    out = {"frames": len(scenes), "faces": int(len(heights)), "blur_px": list(DEFAULT_BLUR_PX),
+           "compare": a.compare, "variants": {k: {n: str(v) for n, v in kw.items()} for k, kw in variants.items()},
+           "per_size": {}}
     for lo, hi in SIZE_BINS:
         sel = (heights >= lo) & (heights < (hi if hi is not None else np.inf))
         label = bin_label(lo, hi)
         row = {"faces": int(sel.sum())}
         for j in judges:
-            before, after = (np.concatenate(found[j][v])[sel] for v in VARIANTS)
+            before, after = (np.concatenate(found[j][v])[sel] for v in variants)
             test = mcnemar_test(before, after) if sel.any() else None
-            row[j] = {"recall": {v: float(x.mean()) if sel.any() else None for v, x in zip(VARIANTS, (before, after))},
+            row[j] = {"recall": {v: float(x.mean()) if sel.any() else None for v, x in zip(variants, (before, after))},
                       "only_before": test and test["b"], "only_after": test and test["c"], "p": test and test["p"]}
             if sel.any():
                 print(f"{label:>8} {j:>15}: {before.mean():.3f} -> {after.mean():.3f} "
