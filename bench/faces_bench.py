@@ -5,9 +5,9 @@ the whole call (proposals + restoration), its two parts (proposals alone: relaxe
 BlazeFace on the frame, MTCNN on the 2x restored look by the look generator, ``faces.LOOK_MODEL``;
 restoration of five given faces), the fast mode (``proposal_model=False``: proposals from the
 blurred frame only, MTCNN from 32 px; then restoration), whole-frame ``tfdeblur.deblur`` for
-comparison, and
-``tfdeblur.deblur_frame`` (what ``tfdeblur deblur`` runs on a frame: whole frame plus the proposed
-faces restored again at scale; also without the 2x look); each with the default and the fast model.
+comparison, and ``tfdeblur.deblur_frame`` (what ``tfdeblur deblur`` runs on a frame: whole frame
+plus the proposed faces restored again at scale; also without the 2x look); each with the default
+and the fast model.
 ``deblur_faces`` and ``deblur_frame`` also look at the whole-frame restoration (one more pass of
 each detector), which the proposals row leaves out.
 The frame is built from LFW faces when ``../shared/data/lfw`` is there, else from noise.

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     from tfdeblur.evaluation.statistics import mcnemar_test
     from tfdeblur.faces import deblur_faces
     from tfdeblur.inference import load_model
-    from tfdeblur.scene_eval import SIZE_BINS, bin_label, found_references
+    from tfdeblur.scene_eval import SIZE_BINS, _detect_found, bin_label
     from tfdeblur.scenes import DEFAULT_BLUR_PX, blur_frames, read_scenes
 
     scenes = read_scenes(a.scenes, limit=a.limit)
@@ -57,8 +57,7 @@ def main(argv=None) -> int:
         for name, kwargs in variants.items():
             out = deblur_faces(model, frame, **kwargs)[0]
             for j, det in judges.items():
-                faces = det.detect([out])[0]
-                found[j][name].append(found_references([f.box for f in faces], scene.boxes, [f.confidence for f in faces]))
+                found[j][name] += _detect_found(det, [out], [scene.boxes])
             bar.add(1)
     heights = np.concatenate([s.boxes[:, 3] - s.boxes[:, 1] for s in scenes])
     out = {"frames": len(scenes), "faces": int(len(heights)), "blur_px": list(DEFAULT_BLUR_PX),

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from tfdeblur.detectors import MTCNNDetector, get
     from tfdeblur.evaluation.statistics import mcnemar_test
     from tfdeblur.inference import load_model
-    from tfdeblur.scene_eval import found_references
+    from tfdeblur.scene_eval import _detect_found
     from tfdeblur.scenes import DEFAULT_BLUR_PX, blur_frames, read_scenes
 
     scenes = read_scenes(a.scenes, limit=a.limit)
@@ -71,8 +71,7 @@ def main(argv=None) -> int:
                 F._context_square = square
                 out = F.deblur_faces(model, frame, faces=boxes)[0]
                 for j, det in judges.items():
-                    faces = det.detect([out])[0]
-                    found[frac][j].append(found_references([f.box for f in faces], boxes, [f.confidence for f in faces]))
+                    found[frac][j] += _detect_found(det, [out], [boxes])
                 for b in boxes.astype(int):
                     face = (slice(max(0, b[1]), b[3]), slice(max(0, b[0]), b[2]))
                     psnr[frac].append(_psnr(out[face], scene.image[face]))

@@ -88,8 +88,7 @@ def detect_looks(scenes, blurred):
 
 
 def merged(looks, members, min_face):
-    """The looks' detections merged as ``faces.propose_faces`` merges them: NMS over each
-    detector's own boxes, then BlazeFace's survivors mapped to MTCNN's box convention."""
+    """The looks' detections merged as ``faces.propose_faces`` merges them (``faces.merge_proposals``)."""
     from tfdeblur import faces as F
     from tfdeblur.detectors import Face
 
@@ -98,9 +97,7 @@ def merged(looks, members, min_face):
         look, _, thr = m.partition("@")
         maker = F._BlazeFaceProposal if look.startswith("blazeface/") else Face
         boxes += [maker(b, s) for b, s in looks[look] if s >= float(thr or 0)]
-    boxes = [f for f in boxes if min(F._box(f)[2] - F._box(f)[0], F._box(f)[3] - F._box(f)[1]) >= min_face]
-    return [Face(F.blazeface_to_mtcnn_box(f.box), f.confidence) if isinstance(f, F._BlazeFaceProposal) else f
-            for f in F._nms(boxes)]
+    return F.merge_proposals(boxes, min_face)
 
 
 def main(argv=None) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 __all__ = ["WORK_SIZE", "FACE_FRACTION", "MIN_FACE", "PROPOSAL_THRESHOLDS", "BLAZEFACE_MIN_SCORE",
            "FAST_MODE_MTCNN_MIN_FACE", "LOOK_MODEL",
            "proposal_detector", "blazeface_proposal_detector", "blazeface_to_mtcnn_box", "propose_faces",
+           "merge_proposals",
            "restored_look", "deblur_faces", "deblur_frame", "face_regions"]
 
 WORK_SIZE = 256  # the training crop side
@@ -147,8 +148,6 @@ def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE, re
     :func:`restored_look`; with ``blazeface``, tiled BlazeFace (score >= ``BLAZEFACE_MIN_SCORE``)
     on the frame and on ``restored`` too, its boxes in MTCNN's convention. Merged by NMS, faces
     under ``min_face`` px dropped. Returns :class:`tfdeblur.detectors.Face` objects in frame pixels."""
-    from tfdeblur.detectors import Face
-
     detector = detector or _default_detector(min_face)
     views = [image] + ([] if restored is None else [np.asarray(restored)])
     faces = [f for view in views for f in detector.detect([view])[0]]
@@ -163,11 +162,23 @@ def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE, re
             if f.landmarks is not None:
                 f.landmarks = np.asarray(f.landmarks, np.float32) / scale
             faces.append(f)
-    faces = [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
-    # Merged in each detector's own box convention, then mapped: on the development frames, mapping
-    # first let MTCNN's looser boxes suppress 4 of 59 under-32 px faces that BlazeFace had right.
+    return merge_proposals(faces, min_face)
+
+
+def merge_proposals(faces, min_face: int = MIN_FACE):
+    """All looks' detections as proposals: faces under ``min_face`` px dropped, NMS over each
+    detector's own boxes, then BlazeFace's survivors mapped to MTCNN's box convention."""
+    from tfdeblur.detectors import Face
+
+    # Mapped after the merge: on the development frames, mapping first let MTCNN's looser boxes
+    # suppress 4 of 59 under-32 px faces that BlazeFace had right.
     return [Face(blazeface_to_mtcnn_box(f.box), f.confidence) if isinstance(f, _BlazeFaceProposal) else f
-            for f in _nms(faces)]
+            for f in _nms(_at_least(faces, min_face))]
+
+
+def _at_least(faces, min_face):
+    """The faces whose box is at least ``min_face`` px on its shorter side."""
+    return [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
 
 
 def blazeface_proposal_detector(min_score: float = _BLAZEFACE_DETECT_SCORE):
@@ -183,19 +194,24 @@ def proposal_detector(min_face: int = MIN_FACE, batch_size: int = 8, fast_mode: 
     ``fast_mode`` from ``FAST_MODE_MTCNN_MIN_FACE`` where tiled BlazeFace is there for the small ones)."""
     from tfdeblur.detectors import MTCNNDetector
 
-    if fast_mode and _second_detector() is not None:
-        min_face = max(min_face, FAST_MODE_MTCNN_MIN_FACE)
+    min_face = _mtcnn_min_face(min_face, fast_mode)
     return MTCNNDetector(batch_size=batch_size, min_face_size=max(12, int(min_face)), thresholds=PROPOSAL_THRESHOLDS)
 
 
 _DETECTORS: dict = {}
 
 
+def _mtcnn_min_face(min_face, fast_mode, blazeface=True):
+    """MTCNN's smallest face: ``min_face``, or ``FAST_MODE_MTCNN_MIN_FACE`` in the fast mode when
+    tiled BlazeFace is there for the smaller ones."""
+    if fast_mode and blazeface and _second_detector() is not None:
+        return max(min_face, FAST_MODE_MTCNN_MIN_FACE)
+    return min_face
+
+
 def _mode_detector(proposal_model, min_face, blazeface):
-    """The relaxed MTCNN of a mode: from ``min_face`` px, from ``FAST_MODE_MTCNN_MIN_FACE`` in the
-    fast mode (``proposal_model=False``) when BlazeFace looks for the small faces."""
-    fast = proposal_model is False and blazeface and _second_detector() is not None
-    return _default_detector(max(min_face, FAST_MODE_MTCNN_MIN_FACE) if fast else min_face)
+    """The relaxed MTCNN of a mode (``proposal_model=False``: the fast mode), built once."""
+    return _default_detector(_mtcnn_min_face(min_face, proposal_model is False, blazeface))
 
 
 def _second_detector():
@@ -328,7 +344,7 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
 def _restore_faces_onto(model, rgb, base, faces, margin, batch_size, work_size, min_face):
     """``base`` with each face of ``faces`` (in blurred frame ``rgb``) restored at the model's scale
     and blended in with a feathered mask, the most confident last: ``(image, regions)``."""
-    faces = [f for f in faces if min(_box(f)[2] - _box(f)[0], _box(f)[3] - _box(f)[1]) >= min_face]
+    faces = _at_least(faces, min_face)
     # Least confident first, so where two regions overlap the surer face is blended last, on top:
     # a weak proposal on part of a face must not paint over that face's own restoration.
     faces = sorted(faces, key=_score)

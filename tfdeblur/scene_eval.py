@@ -48,13 +48,17 @@ def _gap(recall, c):
     return (recall[c] - lo) / (hi - lo)
 
 
+def _flat(per_frame, dtype) -> np.ndarray:
+    """Per-frame arrays (one value per labelled face) as one array over all faces."""
+    return np.concatenate([np.asarray(x, dtype).reshape(-1) for x in per_frame]) if per_frame else np.zeros(0, dtype)
+
+
 def per_size_metrics(found: dict, heights: list, bins=SIZE_BINS) -> dict:
     """``found``: condition -> per frame a boolean array over its labelled faces; ``heights``: per
     frame the faces' box heights. Returns the ``per_size`` dictionary (every bin, empty ones with
     0 faces and None recalls)."""
-    h = np.concatenate([np.asarray(x, float).reshape(-1) for x in heights]) if heights else np.zeros(0)
-    flags = {c: (np.concatenate([np.asarray(x, bool).reshape(-1) for x in v]) if v else np.zeros(0, bool))
-             for c, v in found.items()}
+    h = _flat(heights, float)
+    flags = {c: _flat(v, bool) for c, v in found.items()}
     for c, f in flags.items():
         if len(f) != len(h):
             raise ValueError(f"{c}: {len(f)} face flags for {len(h)} face heights")
@@ -74,9 +78,7 @@ def paired_per_size(found_a, found_b, heights, bins=SIZE_BINS) -> dict:
     on the faces only one of them found (p None for an empty bin)."""
     from tfdeblur.evaluation.statistics import mcnemar_test
 
-    h = np.concatenate([np.asarray(x, float).reshape(-1) for x in heights]) if heights else np.zeros(0)
-    a, b = (np.concatenate([np.asarray(x, bool).reshape(-1) for x in f]) if f else np.zeros(0, bool)
-            for f in (found_a, found_b))
+    h, a, b = _flat(heights, float), _flat(found_a, bool), _flat(found_b, bool)
     if not len(a) == len(b) == len(h):
         raise ValueError(f"{len(a)} and {len(b)} face flags for {len(h)} face heights")
     out = {}
@@ -150,7 +152,7 @@ def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=No
         for key, d in detectors.items():
             found = {**base[key], **{c: _detect_found(d, restored[c], boxes) for c in restored}}
             found = {c: found[c] for c in CONDITIONS}
-            result["mtcnn" if key == "mtcnn" else "independent"] = _summary(found, heights)
+            result[key] = _summary(found, heights)
             flags[(name, key)] = found
         per_model[name] = result
     first = per_model[next(iter(models))]
@@ -171,9 +173,8 @@ def evaluate_scenes(models: dict, scenes, blurred, detector=None, independent=No
     if len(names) > 1:  # each further model against the first, face by face
         metrics["paired"] = {
             f"{other} vs {names[0]}": {
-                ("mtcnn" if key == "mtcnn" else "independent"): {
-                    c: paired_per_size(flags[(names[0], key)][c], flags[(other, key)][c], heights)
-                    for c in ("restored", "restored_faces")}
+                key: {c: paired_per_size(flags[(names[0], key)][c], flags[(other, key)][c], heights)
+                      for c in ("restored", "restored_faces")}
                 for key in detectors}
             for other in names[1:]}
     if details is not None:
