@@ -5,8 +5,10 @@
 
 The frames are blurred as ``evaluate.py --scenes`` blurs them (seed 0, 10-40 px) and restored by
 ``deblur_faces`` with the shipped default twice: with MTCNN's looks alone (``blazeface=False``,
-the proposals before 2026-12-07) and with tiled BlazeFace added (today's); or, with
-``--compare fast-mode``, in the full mode and in the fast mode. Each labelled face is
+the proposals before 2026-12-07) and with tiled BlazeFace added; with ``--compare fast-mode``, in
+the full mode and in the fast mode; with ``--compare mtcnn-blurred`` (``-fast``: in the fast mode),
+with MTCNN looking at the blurred frame too (before 2026-12-07, second session) and at the
+restorations only (today's). Each labelled face is
 then found or not (IoU >= 0.5) by MTCNN and by tiled BlazeFace in both outputs; per face-size bin
 the script reports both recalls and McNemar's exact test on the faces only one of them found.
 """
@@ -25,6 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMPARISONS = {  # name: (before, after), each deblur_faces keyword arguments
     "blazeface": ({"blazeface": False}, {"blazeface": True}),
     "fast-mode": ({}, {"proposal_model": False}),  # the full mode against the fast mode
+    # MTCNN on the blurred frame too (before 2026-12-07) against restorations only (today)
+    "mtcnn-blurred": ({"mtcnn_on_blurred": True}, {}),
+    "mtcnn-blurred-fast": ({"proposal_model": False, "mtcnn_on_blurred": True}, {"proposal_model": False}),
 }
 
 
@@ -33,7 +38,9 @@ def main(argv=None) -> int:
     p.add_argument("scenes", help="a scene folder (scripts/make_scenes.py) or an imglab XML")
     p.add_argument("--limit", type=int, default=None, help="the first N frames")
     p.add_argument("--compare", choices=sorted(COMPARISONS), default="blazeface",
-                   help="blazeface: MTCNN's looks alone -> with tiled BlazeFace (default); fast-mode: full -> fast mode")
+                   help="blazeface: MTCNN's looks alone -> with tiled BlazeFace (default); fast-mode: full -> fast "
+                        "mode; mtcnn-blurred(-fast): MTCNN on the blurred frame too -> on the restorations only "
+                        "(full or fast mode)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     variants = dict(zip(("before", "after"), COMPARISONS[a.compare]))

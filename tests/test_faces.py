@@ -117,12 +117,12 @@ class _FixedDetector:
 def test_deblur_frame_restores_the_frame_and_its_shown_faces_at_scale(model):
     """Whole frame restored; the faces the detector finds in the blurred frame or in the whole-frame
     restoration are restored again at the model's scale over it (the same face in both looks once);
-    a face crop is restored whole, without a detector."""
+    a face crop is restored whole, without a detector. (MTCNN alone, so it looks at both.)"""
     assert tfdeblur.deblur_frame is __import__("tfdeblur.faces").faces.deblur_frame
     scene = _one_face_frame(5, 48.0, seed=1, shape=(360, 480))
     blurred = blur_frames([scene.image], seed=2, blur_px=(9.0, 9.0))[0]
     detector = _FixedDetector(scene.boxes)
-    out, regions = tfdeblur.deblur_frame(model, blurred, detector=detector, proposal_model=False)
+    out, regions = tfdeblur.deblur_frame(model, blurred, detector=detector, proposal_model=False, blazeface=False)
     whole = tfdeblur.deblur(model, blurred)
     assert detector.calls == 2 and len(regions) == 1
     assert np.array_equal(detector.seen[0], blurred) and np.array_equal(detector.seen[1], whole)
@@ -204,3 +204,37 @@ def test_where_regions_overlap_the_more_confident_face_is_blended_on_top(model):
         assert len(regions) == 2
         b = scene.boxes[0].astype(int)
         assert np.array_equal(out[b[1]:b[3], b[0]:b[2]], alone[b[1]:b[3], b[0]:b[2]])
+
+
+class _RecordingDetector:
+    """A stand-in for MTCNN that records which images it was asked to look at and finds nothing."""
+
+    def __init__(self):
+        self.seen = []
+
+    def detect(self, images):
+        self.seen += [np.asarray(im) for im in images]
+        return [[] for _ in images]
+
+
+def test_mtcnn_looks_at_the_restorations_and_blazeface_at_the_blurred_frame():
+    """With tiled BlazeFace there, MTCNN does not look at the blurred frame (the fast mode runs no
+    MTCNN at all); without it, or when asked, MTCNN looks at the blurred frame too. BlazeFace's
+    proposals are there either way."""
+    from tfdeblur import faces
+
+    scene = _one_face_frame(4, 70.0, seed=3, shape=(200, 260))
+    blurred = blur_frames([scene.image], seed=3, blur_px=(8, 8))[0]
+    restored = np.ascontiguousarray(blurred[:, ::-1])  # any other view will do for who-looks-where
+
+    mtcnn = _RecordingDetector()
+    fast = faces.propose_faces(blurred, mtcnn)
+    assert mtcnn.seen == [] and len(fast) >= 1  # the fast mode: BlazeFace alone found the face
+    faces.propose_faces(blurred, mtcnn, restored=restored)
+    assert len(mtcnn.seen) == 1 and np.array_equal(mtcnn.seen[0], restored)
+
+    for kwargs in ({"mtcnn_on_blurred": True}, {"blazeface": False}):
+        mtcnn = _RecordingDetector()
+        proposals = faces.propose_faces(blurred, mtcnn, restored=restored, **kwargs)
+        assert len(mtcnn.seen) == 2 and np.array_equal(mtcnn.seen[0], blurred), kwargs
+        assert (len(proposals) >= 1) == ("mtcnn_on_blurred" in kwargs), kwargs

@@ -8,13 +8,13 @@ training height), restored, resized back and blended in with a feathered mask. A
 the same treatment as a 256 px one, and all faces of a frame go through the model in one batch.
 
 Faces are found in the *blurred* frame, where a detector misses the blurriest ones, so the
-proposals come from several looks, merged by non-maximum suppression: MTCNN with relaxed
-thresholds on the blurred frame, on the frame restored whole at 1x, and on the frame upscaled 2x
-and restored whole by a fast 4-block generator (a 30 px face then has the size the model and MTCNN
-work best at); and tiled BlazeFace, a detector of another family that keeps finding small blurred
-faces where MTCNN stops, on the blurred frame and the 1x restoration. With perfect boxes,
-restoration at scale lets MTCNN find 91% of the 32-64 px validation faces; the looks are what limit
-it. A false proposal costs one crop of compute and is restored like any other region; a missed face
+proposals come from several looks, merged by non-maximum suppression: tiled BlazeFace, a
+detector of another family that keeps finding small blurred faces where MTCNN stops, on the blurred
+frame and the 1x restoration; and MTCNN with relaxed thresholds on the frame restored whole at 1x
+and on the frame upscaled 2x and restored whole by a fast 4-block generator (a 30 px face then has
+the size the model and MTCNN work best at). Only where BlazeFace is not installed does MTCNN look at
+the blurred frame too. With perfect boxes, restoration at scale lets MTCNN find 91% of the 32-64 px
+validation faces; the looks are what limit it. A false proposal costs one crop of compute and is restored like any other region; a missed face
 is a face left blurred.
 """
 
@@ -48,9 +48,9 @@ BLAZEFACE_MIN_SCORE = 0.3
 # ... of detections made from score 0.1: BlazeFace's weighted NMS then averages more candidate boxes,
 # which found 3 points more of those 32-64 px faces at 0.3 than detecting from 0.3 directly.
 _BLAZEFACE_DETECT_SCORE = 0.1
-# The fast mode (no restored look) starts MTCNN's pyramid at 32 px: tiled BlazeFace finds the
-# smaller faces. On the development frames that halved MTCNN's time (0.20 -> 0.09 s per VGA frame)
-# and lost 1 of 161 proposals of 32-64 px faces, none of other sizes.
+# The fast mode (no 2x look) starts MTCNN's pyramid at 32 px: tiled BlazeFace finds the smaller
+# faces. On the development frames, when MTCNN still looked at the blurred frame in that mode, this
+# halved MTCNN's time (0.20 -> 0.09 s per VGA frame) and lost 1 of 161 proposals of 32-64 px faces.
 FAST_MODE_MTCNN_MIN_FACE = 32
 # BlazeFace's box against MTCNN's on the same faces (median over 595 matches on those frames):
 # 0.875x the height, 1.18x the width, centre 0.04 of the height lower. Its proposals are mapped to
@@ -142,16 +142,25 @@ def blazeface_to_mtcnn_box(box):
     return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
 
 
-def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE, restored=None, blazeface: bool = True):
-    """Face proposals for a blurred uint8 frame: MTCNN (relaxed thresholds) on the frame, on
-    ``restored`` (the frame restored whole at 1x, when given) and, when ``model`` is given, on
-    :func:`restored_look`; with ``blazeface``, tiled BlazeFace (score >= ``BLAZEFACE_MIN_SCORE``)
-    on the frame and on ``restored`` too, its boxes in MTCNN's convention. Merged by NMS, faces
-    under ``min_face`` px dropped. Returns :class:`tfdeblur.detectors.Face` objects in frame pixels."""
-    detector = detector or _default_detector(min_face)
+def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE, restored=None, blazeface: bool = True,
+                  mtcnn_on_blurred: bool | None = None):
+    """Face proposals for a blurred uint8 frame: with ``blazeface``, tiled BlazeFace (score >=
+    ``BLAZEFACE_MIN_SCORE``, its boxes mapped to MTCNN's convention) on the frame and on
+    ``restored`` (the frame restored whole at 1x, when given), and MTCNN (``detector``, relaxed
+    thresholds) on ``restored`` and, when ``model`` is given, on :func:`restored_look`. Without
+    BlazeFace (``blazeface=False`` or not installed), or with ``mtcnn_on_blurred=True`` (the
+    proposals before 2026-12-07, for comparisons), MTCNN also looks at the blurred frame. Merged
+    by NMS, faces under ``min_face`` px dropped. Returns :class:`tfdeblur.detectors.Face` objects
+    in frame pixels."""
     views = [image] + ([] if restored is None else [np.asarray(restored)])
-    faces = [f for view in views for f in detector.detect([view])[0]]
     second = _second_detector() if blazeface else None
+    # With BlazeFace on the blurred frame, MTCNN there added no proposal on the development frames
+    # (in any mode), so MTCNN looks at the restorations only: the fast mode then runs no MTCNN.
+    mtcnn_views = views if second is None or mtcnn_on_blurred else views[1:]
+    faces = []
+    if mtcnn_views or model is not None:
+        detector = detector or _default_detector(min_face)
+        faces = [f for view in mtcnn_views for f in detector.detect([view])[0]]
     if second is not None:
         faces += [_BlazeFaceProposal(np.asarray(f.box, np.float32), float(f.confidence)) for view in views
                   for f in second.detect([view])[0] if f.confidence >= BLAZEFACE_MIN_SCORE]
@@ -313,15 +322,17 @@ def _restore_at_scale(model, rgb, boxes, work_size, batch_size):
 
 def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, tile=None,
                  batch_size: int = 8, work_size: int = WORK_SIZE, min_face: int = MIN_FACE,
-                 proposal_model="fast", blazeface: bool = True):
+                 proposal_model="fast", blazeface: bool = True, mtcnn_on_blurred: bool | None = None):
     """Restore the faces of a blurred uint8 ``[H, W, 3]`` frame, each at the model's scale.
 
     ``faces``: Face objects or ``[x1, y1, x2, y2]`` boxes; by default :func:`propose_faces`:
-    relaxed MTCNN on the frame, on the frame restored whole by ``model``, and on a 2x restored look
-    made by ``proposal_model`` ("fast": the 4-block look generator ``LOOK_MODEL``, cheap; None:
-    ``model`` itself; False: neither restored look, the fast mode, where MTCNN starts at
-    ``FAST_MODE_MTCNN_MIN_FACE`` px unless ``detector`` is given), plus tiled BlazeFace on the
-    frame and the 1x restoration (``blazeface=False``: MTCNN alone).
+    tiled BlazeFace on the frame and on the frame restored whole by ``model``, relaxed MTCNN on that
+    restoration and on a 2x restored look made by ``proposal_model`` ("fast": the 4-block look
+    generator ``LOOK_MODEL``, cheap; None: ``model`` itself; False: neither restored look, the fast
+    mode: tiled BlazeFace on the blurred frame alone). ``blazeface=False`` (or BlazeFace not
+    installed): MTCNN alone, on the blurred frame too (in the fast mode from
+    ``FAST_MODE_MTCNN_MIN_FACE`` px unless ``detector`` is given); ``mtcnn_on_blurred``: as for
+    :func:`propose_faces`.
     Each face's square context is resized so the face has the training height in a
     ``work_size`` crop, restored, resized back and blended with a feathered mask over the box
     grown by ``margin``. Faces under ``min_face`` px are left alone; pixels outside the regions
@@ -337,7 +348,8 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
         detector = detector or _mode_detector(proposal_model, min_face, blazeface)
         look_model = _proposal_model(model, proposal_model)
         whole = None if look_model is None else deblur(model, rgb, batch_size=batch_size)  # False: no restored look
-        faces = propose_faces(rgb, detector, look_model, min_face, restored=whole, blazeface=blazeface)
+        faces = propose_faces(rgb, detector, look_model, min_face, restored=whole, blazeface=blazeface,
+                              mtcnn_on_blurred=mtcnn_on_blurred)
     return _restore_faces_onto(model, rgb, rgb, faces, margin, batch_size, work_size, min_face)
 
 
@@ -363,7 +375,7 @@ def _restore_faces_onto(model, rgb, base, faces, margin, batch_size, work_size, 
 
 def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, tile="default",
                  batch_size: int = 8, work_size: int = WORK_SIZE, min_face: int = MIN_FACE, proposal_model="fast",
-                 blazeface: bool = True):
+                 blazeface: bool = True, mtcnn_on_blurred: bool | None = None):
     """Whole-frame restoration that does not smear away the faces in it.
 
     The frame is restored whole (:func:`tfdeblur.deblur`); then every face found (``faces``, or
@@ -372,7 +384,8 @@ def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, 
     face far from the training scale (a 30 px face) can lose it; every face proposed now gets the
     scale-aware treatment, and a face no look finds gets whatever the whole-frame pass recovers.
     ``proposal_model=False`` skips the 2x look (faster; fewer small faces found: the blurred frame
-    and the whole-frame restoration are still looked at). Images no larger
+    and the whole-frame restoration are still looked at); ``blazeface`` and ``mtcnn_on_blurred``:
+    as for :func:`propose_faces`. Images no larger
     than ``work_size`` on both sides (face crops) are restored whole only. ``tile``: as for
     :func:`tfdeblur.deblur` ("default": its default). Returns ``(image, regions)``.
     """
@@ -387,5 +400,5 @@ def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, 
             return whole, []
         detector = detector or _mode_detector(proposal_model, min_face, blazeface)
         faces = propose_faces(rgb, detector, _proposal_model(model, proposal_model), min_face, restored=whole,
-                              blazeface=blazeface)
+                              blazeface=blazeface, mtcnn_on_blurred=mtcnn_on_blurred)
     return _restore_faces_onto(model, rgb, whole, faces, margin, batch_size, work_size, min_face)
