@@ -24,12 +24,12 @@ has ``what, config, input, batch, rate, rate_best, unit, iters, note`` (the layo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
+from tfdeblur.files import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -198,8 +198,7 @@ def main(argv=None):
     res = run(quick=args.quick)
     _print(res)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+        write_json(args.json, res)
     return 0
 
 

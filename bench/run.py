@@ -30,7 +30,6 @@ works and its numbers mean nothing. Benchmarks are not tests: nothing here asser
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ import traceback
 
 from bench.common import FULL, QUICK, REPO, Recorder, log, measure_peak
 from tfdeblur.config import GAN_LOSSES
+from tfdeblur.files import write_json
 
 SECTIONS = ("blur", "train", "infer", "faces", "opts", "gpu")
 FORMATS = ("keras", "keras-bf16", "savedmodel", "tflite-fp32", "tflite-fp16", "tflite-int8")
@@ -102,8 +102,7 @@ def main(argv=None) -> int:
 
         infer_size, train_size = (args.sizes + args.sizes)[:2] if args.sizes else (256, 128)
         rec, peak = worker_onednn(s, infer_size, train_size)
-        with open(args.json, "w") as f:
-            json.dump({"meta": run_meta(args, s), "peak": peak, "rows": rec.rows}, f, indent=1)
+        write_json(args.json, {"meta": run_meta(args, s), "peak": peak, "rows": rec.rows})
         return 0
     if args.worker:
         raise SystemExit(f"unknown worker {args.worker!r}")
@@ -128,9 +127,7 @@ def main(argv=None) -> int:
     meta["seconds"] = time.perf_counter() - t_start
     print(format_table(rec.rows, rec.speedups, peak, summary_lines(results["sections"], args.quick)))
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1, default=str)
+    write_json(args.json, results, default=str)
     log(f"wrote {args.json} ({len(rec.rows)} rows, {meta['seconds']:.0f} s)")
     return 0
 

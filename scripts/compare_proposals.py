@@ -16,13 +16,14 @@ the script reports both recalls and McNemar's exact test on the faces only one o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 COMPARISONS = {  # name: (before, after), each deblur_faces keyword arguments
     "blazeface": ({"blazeface": False}, {"blazeface": True}),
@@ -84,8 +85,7 @@ def main(argv=None) -> int:
                       f"(only before {test['b']}, only after {test['c']}, p = {test['p']:.3g})")
         out["per_size"][label] = row
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(a.json, out)
     return 0
 
 

@@ -16,6 +16,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from tfdeblur.files import write_json  # noqa: E402
+
 BLURRED_PSNR = 20.42  # the 200 model-selection pairs, blurred input
 NAF_CONFIG = "configs/cpu-naf-distill.yaml"
 
@@ -121,8 +123,7 @@ def main(argv):
     rows = time_points(points + [paper])
     paper_row = rows.pop()
     plot(rows, os.path.join(out_dir, "frontier.png"), paper_row["keras_fp32"])
-    with open(os.path.join(out_dir, "frontier.json"), "w") as f:
-        json.dump({"rows": rows, "paper": paper_row, "naf_curve": curve, "blurred_psnr": BLURRED_PSNR}, f, indent=1)
+    write_json(os.path.join(out_dir, "frontier.json"), {"rows": rows, "paper": paper_row, "naf_curve": curve, "blurred_psnr": BLURRED_PSNR})
     for r in rows:
         print(f"| {r['label']} | {r['family']} | {r['gmac']:.2f} | {r['keras_fp32']:.1f} "
               f"({r['keras_fp32'] / paper_row['keras_fp32']:.1f}x) | {r['tflite_fp32']:.1f} | {r['psnr']:.2f} | {r['source']} |")

@@ -7,11 +7,13 @@ p), and the share of each kind accepted at the threshold.
     python scripts/identity_distance_shift.py EVAL_DIR [--threshold 0.6]   # writes EVAL_DIR/distance_shift.json
 """
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 
 def shift(blurred, restored, threshold):
@@ -53,8 +55,7 @@ def main(argv):
                 b, r = z[key + "blurred"].astype(np.float64), z[key + "restored"].astype(np.float64)
                 out.setdefault(model, {})[protocol] = {
                     kind: shift(b[m], r[m], args.threshold) for kind, m in (("genuine", genuine), ("impostor", ~genuine))}
-    with open(os.path.join(args.eval_dir, "distance_shift.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    write_json(os.path.join(args.eval_dir, "distance_shift.json"), out)
     for model, protocols in out.items():
         for protocol, kinds in protocols.items():
             for kind, s in kinds.items():

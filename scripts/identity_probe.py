@@ -23,6 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfdeblur.files import write_json  # noqa: E402
+
 
 def _parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,8 +120,7 @@ def _write(output, emb, labels, pairs, rec_name, threshold, setup, timing):
 
     metrics = identity.identity_metrics(emb, labels, pairs, threshold, rec_name)
     figures = identity.roc_figure(identity.identity_distances(emb, labels, pairs), output)
-    with open(os.path.join(output, "metrics.json"), "w") as f:
-        json.dump({"identity": metrics, "setup": setup, "timing": timing}, f, indent=2)
+    write_json(os.path.join(output, "metrics.json"), {"identity": metrics, "setup": setup, "timing": timing}, indent=2)
     lines = identity.report_lines(metrics) + ["", f"Setup: {json.dumps(setup)}", f"Timing: {json.dumps(timing)}", ""]
     lines += [f"![ROC]({os.path.basename(p)})" for p in figures]
     with open(os.path.join(output, "report.md"), "w") as f:

@@ -10,11 +10,12 @@ box). The same arguments give the same frames, bit for bit.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -56,9 +57,8 @@ def main(argv=None) -> int:
         manifest.append({"file": rel, "boxes": s.boxes.round(1).tolist(),
                          "photos": [os.path.relpath(paths[i], args.data_dir) for i in s.sources]})
     write_imglab_xml(os.path.join(args.out, "scenes.xml"), entries)
-    with open(os.path.join(args.out, "manifest.json"), "w") as f:
-        json.dump({"data_dir": args.data_dir, "split": args.split, "seed": args.seed, "size": [w, h],
-                   "photos": len(photos), "frames": manifest}, f, indent=1)
+    write_json(os.path.join(args.out, "manifest.json"), {"data_dir": args.data_dir, "split": args.split, "seed": args.seed, "size": [w, h],
+                   "photos": len(photos), "frames": manifest}, indent=1)
     n_faces = sum(len(s.boxes) for s in scenes)
     print(f"{len(scenes)} frames, {n_faces} faces from {len(photos)} photos -> {args.out}"
           + (f" ({len(log.skipped)} photos skipped)" if log.skipped else ""))

@@ -15,13 +15,14 @@ compared with 0.45 face by face (exact McNemar on the discordant faces, Wilcoxon
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 BINS = ((0, 32), (32, 64))
 
@@ -105,8 +106,7 @@ def main(argv=None) -> int:
                   f"BlazeFace {row['blazeface-tiled']:.3f}  PSNR {row['psnr']:.2f}{extra}")
         out["per_size"][label] = {"faces": int(sel.sum()), "fractions": rows}
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(a.json, out)
     return 0
 
 

@@ -8,7 +8,12 @@ four flips (none, left-right, up-down, both), undoing each flip on the output.
     python scripts/probe_flip_ensemble.py ../shared/data/lfw --model default fast --json out.json
 """
 import argparse
-import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 
 def main(argv=None):
@@ -42,8 +47,7 @@ def main(argv=None):
                                   "four_flips_mean": psnr(tf.add_n(outs) / 4)}
         print(name, result["models"][name], flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result, indent=2)
 
 
 if __name__ == "__main__":

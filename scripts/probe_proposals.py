@@ -16,7 +16,6 @@ run). ``--cache`` keeps the raw detections, so new sets cost no detection.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -25,6 +24,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 BINS = ((0, 32), (32, 64), (64, 128), (128, None))
 VIEWS = ("blurred", "restored_1x", "fast_2x")
@@ -142,8 +143,7 @@ def main(argv=None) -> int:
         print(f"{set_name:>42}: {cells}  proposals/frame {row['proposals_per_frame']:.1f}")
     print("seconds per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(a.json, out)
     return 0
 
 

@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfdeblur.files import write_json  # noqa: E402
+
 BINS = ((0, 32), (32, 64), (64, None))
 
 
@@ -101,9 +103,7 @@ def main(argv=None) -> int:
         out["bins"][label] = row
         print(label, json.dumps(row))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(args.json, out)
     return 0
 
 

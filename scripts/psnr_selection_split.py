@@ -9,8 +9,12 @@ the others.
     python scripts/psnr_selection_split.py ../shared/data/lfw --model default stage5.keras --json out.json
 """
 import argparse
-import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 
 def main(argv=None):
@@ -45,8 +49,7 @@ def main(argv=None):
         for part, d in out["models"][name].items():
             print(f"{name:>24} {part:>9}: PSNR gain {d['mean']:+.2f} dB [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}], n = {d['n']}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(a.json, out)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ those within ``--psnr-tolerance`` dB of the best PSNR.
 """
 import argparse
 import glob
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
 
 EMBEDDER = "models/identity/face_embedder.keras"
 
@@ -81,9 +82,8 @@ def main(argv):
     chosen = select([r for r in rows if r["name"] in candidates], a.psnr_tolerance)
     print(f"selected: {chosen}")
     out = a.json or os.path.join(a.run_dir, "selection_by_identity.json")
-    with open(out, "w") as f:
-        json.dump({"images": len(sharp), "embedder": a.embedder, "psnr_tolerance": a.psnr_tolerance,
-                   "rows": rows, "selected": chosen}, f, indent=1)
+    write_json(out, {"images": len(sharp), "embedder": a.embedder, "psnr_tolerance": a.psnr_tolerance,
+                   "rows": rows, "selected": chosen}, indent=1)
 
 
 if __name__ == "__main__":

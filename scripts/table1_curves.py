@@ -13,6 +13,10 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfdeblur.files import write_json  # noqa: E402
+
 LOSSES = ("gan", "lsgan", "wgan-gp")
 LABELS = {"gan": "GAN", "lsgan": "LSGAN", "wgan-gp": "WGAN-GP"}
 
@@ -98,8 +102,7 @@ def main(argv):
     fig.tight_layout()
     png = os.path.join(out_dir, "val_psnr_curves.png")
     fig.savefig(png, dpi=120)
-    with open(os.path.join(out_dir, "val_psnr_curves.json"), "w") as f:
-        json.dump({loss: [{"step": s, "val_psnr": v} for s, v in points.items()] for loss, points in curves.items()}, f, indent=1)
+    write_json(os.path.join(out_dir, "val_psnr_curves.json"), {loss: [{"step": s, "val_psnr": v} for s, v in points.items()] for loss, points in curves.items()})
     print(f"wrote {png} and val_psnr_curves.json")
     for loss, points in curves.items():
         # Whether a budget has levelled: the PSNR change over its last tenth and fifth of steps.

@@ -13,6 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfdeblur.files import write_json  # noqa: E402
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,8 +59,7 @@ def main(argv=None):
         report["val_pairs"] = n_pairs
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     embedder.save(args.output)
-    with open(os.path.splitext(args.output)[0] + ".json", "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.splitext(args.output)[0] + ".json", report)
     print(json.dumps(report), file=sys.stderr)
     return 0
 

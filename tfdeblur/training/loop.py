@@ -8,7 +8,6 @@ the checkpoints (:class:`tfdeblur.training.checkpoints.Checkpoints`) store every
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import signal
@@ -22,6 +21,7 @@ from tfdeblur import blur
 from tfdeblur.config import ConfigError
 from tfdeblur.data import FaceSplit, NoImagesError, load_faces, load_split, model_selection_pairs, train_dataset
 from tfdeblur.errors import output_folder_problem
+from tfdeblur.files import write_json
 from tfdeblur.imageio import SkipLog
 from tfdeblur.training import cluster
 from tfdeblur.training.build import build_models, make_strategy, precision_policy
@@ -272,8 +272,7 @@ def train(
         "skipped_inputs": len(log),
     }
     if chief:
-        with open(os.path.join(output_dir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_json(os.path.join(output_dir, "summary.json"), summary, indent=2)
     return summary
 
 
