@@ -35,6 +35,14 @@ def multiface_dir():
 
 
 @pytest.fixture(scope="session")
+def multiface_gt(multiface_dir):
+    """The hand-labelled boxes of the 5 multiface test photos (testing.xml)."""
+    from tfdeblur.evaluation import load_imglab_xml
+
+    return load_imglab_xml(os.path.join(multiface_dir, "testing.xml"))
+
+
+@pytest.fixture(scope="session")
 def lfw_paths(lfw_dir):
     """All LFW image paths, sorted."""
     out = []
