@@ -8,7 +8,8 @@ The frames are blurred as ``evaluate.py --scenes`` blurs them (seed 0, 10-40 px)
 the proposals before 2026-12-07) and with tiled BlazeFace added; with ``--compare fast-mode``, in
 the full mode and in the fast mode; with ``--compare mtcnn-blurred`` (``-fast``: in the fast mode),
 with MTCNN looking at the blurred frame too (before 2026-12-07, second session) and at the
-restorations only (today's). Each labelled face is
+restorations only (today's); with ``--compare look-model --look-model PATH``, with the shipped 2x
+look generator and with the generator at PATH. Each labelled face is
 then found or not (IoU >= 0.5) by MTCNN and by tiled BlazeFace in both outputs; per face-size bin
 the script reports both recalls and McNemar's exact test on the faces only one of them found.
 """
@@ -31,6 +32,7 @@ COMPARISONS = {  # name: (before, after), each deblur_faces keyword arguments
     # MTCNN on the blurred frame too (before 2026-12-07) against restorations only (today)
     "mtcnn-blurred": ({"mtcnn_on_blurred": True}, {}),
     "mtcnn-blurred-fast": ({"proposal_model": False, "mtcnn_on_blurred": True}, {"proposal_model": False}),
+    "look-model": ({}, {"proposal_model": "--look-model"}),  # the shipped 2x look generator against another
 }
 
 
@@ -41,10 +43,13 @@ def main(argv=None) -> int:
     p.add_argument("--compare", choices=sorted(COMPARISONS), default="blazeface",
                    help="blazeface: MTCNN's looks alone -> with tiled BlazeFace (default); fast-mode: full -> fast "
                         "mode; mtcnn-blurred(-fast): MTCNN on the blurred frame too -> on the restorations only "
-                        "(full or fast mode)")
+                        "(full or fast mode); look-model: the shipped 2x look generator -> --look-model")
+    p.add_argument("--look-model", default=None, help="with --compare look-model: the generator .keras to compare")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    variants = dict(zip(("before", "after"), COMPARISONS[a.compare]))
+    if (a.compare == "look-model") != (a.look_model is not None):
+        p.error("--compare look-model and --look-model go together")
+    variants = {name: dict(kwargs) for name, kwargs in zip(("before", "after"), COMPARISONS[a.compare])}
 
     from keras.utils import Progbar
 
@@ -58,6 +63,9 @@ def main(argv=None) -> int:
     scenes = read_scenes(a.scenes, limit=a.limit)
     blurred = blur_frames([s.image for s in scenes], seed=0, blur_px=DEFAULT_BLUR_PX)
     model = load_model(None)
+    for kwargs in variants.values():  # "--look-model": the generator it names
+        if kwargs.get("proposal_model") == "--look-model":
+            kwargs["proposal_model"] = load_model(a.look_model)
     judges = {"mtcnn": MTCNNDetector(batch_size=8), "blazeface-tiled": get("blazeface-tiled")}
     found = {j: {v: [] for v in variants} for j in judges}
     bar = Progbar(len(scenes) * len(variants), unit_name="frame")
@@ -69,7 +77,8 @@ def main(argv=None) -> int:
             bar.add(1)
     heights = np.concatenate([s.boxes[:, 3] - s.boxes[:, 1] for s in scenes])
     out = {"frames": len(scenes), "faces": int(len(heights)), "blur_px": list(DEFAULT_BLUR_PX),
-           "compare": a.compare, "variants": {k: {n: str(v) for n, v in kw.items()} for k, kw in variants.items()},
+           "compare": a.compare, "look_model": a.look_model,
+           "variants": {k: {n: str(v) for n, v in kw.items()} for k, kw in variants.items()},
            "per_size": {}}
     for lo, hi in SIZE_BINS:
         sel = (heights >= lo) & (heights < (hi if hi is not None else np.inf))

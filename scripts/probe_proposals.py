@@ -38,15 +38,20 @@ SETS = {
     "blazeface blurred, score 0.2": ["blazeface/blurred@0.2"],
     "blazeface blurred, score 0.1": ["blazeface/blurred@0.1"],
     "blazeface 2x, score 0.3": ["blazeface/fast_2x@0.3"],
-    "mtcnn blurred + blazeface blurred 0.3 (deblur_faces fast)": ["mtcnn/blurred", "blazeface/blurred@0.3"],
+    "mtcnn blurred + blazeface blurred 0.3 (deblur_faces fast, before)": ["mtcnn/blurred", "blazeface/blurred@0.3"],
     "mtcnn blurred + blazeface blurred 0.2": ["mtcnn/blurred", "blazeface/blurred@0.2"],
     "mtcnn blurred, 1x + blazeface blurred 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "blazeface/blurred@0.3"],
-    "mtcnn, blazeface blurred, 1x 0.3 (deblur_frame fast)": ["mtcnn/blurred", "mtcnn/restored_1x",
-                                                             "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
+    "mtcnn, blazeface blurred, 1x 0.3 (deblur_frame fast, before)": ["mtcnn/blurred", "mtcnn/restored_1x",
+                                                                     "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
+    "mtcnn 1x + blazeface blurred, 1x 0.3 (deblur_frame fast, today)": ["mtcnn/restored_1x", "blazeface/blurred@0.3",
+                                                                        "blazeface/restored_1x@0.3"],
     "mtcnn three + blazeface blurred 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x", "blazeface/blurred@0.3"],
     "mtcnn three + blazeface blurred 0.2": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x", "blazeface/blurred@0.2"],
-    "mtcnn three + blazeface blurred, 1x 0.3 (today)": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x",
-                                                "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
+    "mtcnn three + blazeface blurred, 1x 0.3 (until 2026-12-07)": [
+        "mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x", "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
+    "mtcnn 1x, 2x + blazeface blurred, 1x 0.3 (today)": ["mtcnn/restored_1x", "mtcnn/fast_2x",
+                                                         "blazeface/blurred@0.3", "blazeface/restored_1x@0.3"],
+    "blazeface blurred 0.3 (today's fast mode)": ["blazeface/blurred@0.3"],
     "mtcnn three + blazeface blurred, 1x, 2x 0.3": ["mtcnn/blurred", "mtcnn/restored_1x", "mtcnn/fast_2x",
                                                     "blazeface/blurred@0.3", "blazeface/restored_1x@0.3",
                                                     "blazeface/fast_2x@0.3"],
@@ -55,12 +60,13 @@ SETS = {
 }
 
 
-def detect_looks(scenes, blurred):
+def detect_looks(scenes, blurred, look_path=None):
     """Raw detections ``[{look: [(box, score, detector)]}]`` per frame and seconds per look."""
     from tfdeblur import faces as F
     from tfdeblur.inference import deblur, load_model
 
-    default, look_model = load_model(None), F._proposal_model(None, "fast")
+    default = load_model(None)
+    look_model = load_model(look_path) if look_path else F._proposal_model(None, "fast")
     detectors = {"mtcnn": F.proposal_detector(), "blazeface": F.blazeface_proposal_detector(min_score=0.1)}
     seconds: dict = {}
     frames = []
@@ -106,6 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("scenes", help="a scene folder (scripts/make_scenes.py) or an imglab XML")
     p.add_argument("--limit", type=int, default=None, help="the first N frames")
     p.add_argument("--cache", default=None, help="pickle of the raw detections (read if present, else written)")
+    p.add_argument("--look-model", default=None,
+                   help="generator .keras for the 2x look (default: the shipped look generator, faces.LOOK_MODEL)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 
@@ -119,7 +127,7 @@ def main(argv=None) -> int:
             frames, seconds = pickle.load(f)
     else:
         blurred = blur_frames([s.image for s in scenes], seed=0, blur_px=DEFAULT_BLUR_PX)
-        frames, seconds = detect_looks(scenes, blurred)
+        frames, seconds = detect_looks(scenes, blurred, a.look_model)
         if a.cache:
             with open(a.cache, "wb") as f:
                 pickle.dump((frames, seconds), f)
