@@ -29,11 +29,12 @@ import platform
 import statistics
 import sys
 import time
-from tfdeblur.files import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+
+from tfdeblur.files import write_json  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -54,10 +54,9 @@ def main(argv=None) -> int:
     from keras.utils import Progbar
 
     from tfdeblur.detectors import MTCNNDetector, get
-    from tfdeblur.evaluation.statistics import mcnemar_test
     from tfdeblur.faces import deblur_faces
     from tfdeblur.inference import load_model
-    from tfdeblur.scene_eval import SIZE_BINS, _detect_found, bin_label
+    from tfdeblur.scene_eval import SIZE_BINS, _detect_found, bin_label, paired_per_size
     from tfdeblur.scenes import DEFAULT_BLUR_PX, blur_frames, read_scenes
 
     scenes = read_scenes(a.scenes, limit=a.limit)
@@ -80,18 +79,21 @@ def main(argv=None) -> int:
            "compare": a.compare, "look_model": a.look_model,
            "variants": {k: {n: str(v) for n, v in kw.items()} for k, kw in variants.items()},
            "per_size": {}}
+    paired = {j: paired_per_size(*(found[j][v] for v in variants), [s.boxes[:, 3] - s.boxes[:, 1] for s in scenes])
+              for j in judges}
     for lo, hi in SIZE_BINS:
         sel = (heights >= lo) & (heights < (hi if hi is not None else np.inf))
         label = bin_label(lo, hi)
         row = {"faces": int(sel.sum())}
         for j in judges:
             before, after = (np.concatenate(found[j][v])[sel] for v in variants)
-            test = mcnemar_test(before, after) if sel.any() else None
+            test = paired[j][label] if sel.any() else None
             row[j] = {"recall": {v: float(x.mean()) if sel.any() else None for v, x in zip(variants, (before, after))},
-                      "only_before": test and test["b"], "only_after": test and test["c"], "p": test and test["p"]}
+                      "only_before": test and test["only_a"], "only_after": test and test["only_b"],
+                      "p": test and test["p"]}
             if sel.any():
                 print(f"{label:>8} {j:>15}: {before.mean():.3f} -> {after.mean():.3f} "
-                      f"(only before {test['b']}, only after {test['c']}, p = {test['p']:.3g})")
+                      f"(only before {test['only_a']}, only after {test['only_b']}, p = {test['p']:.3g})")
         out["per_size"][label] = row
     if a.json:
         write_json(a.json, out)

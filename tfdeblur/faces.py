@@ -14,8 +14,8 @@ frame and the 1x restoration; and MTCNN with relaxed thresholds on the frame res
 and on the frame upscaled 2x and restored whole by a fast 4-block generator (a 30 px face then has
 the size the model and MTCNN work best at). Only where BlazeFace is not installed does MTCNN look at
 the blurred frame too. With perfect boxes, restoration at scale lets MTCNN find 91% of the 32-64 px
-validation faces; the looks are what limit it. A false proposal costs one crop of compute and is restored like any other region; a missed face
-is a face left blurred.
+validation faces; the looks are what limit it. A false proposal costs one crop of compute and is
+restored like any other region; a missed face is a face left blurred.
 """
 
 from __future__ import annotations
@@ -143,15 +143,16 @@ def blazeface_to_mtcnn_box(box):
 
 
 def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE, restored=None, blazeface: bool = True,
-                  mtcnn_on_blurred: bool | None = None):
+                  mtcnn_on_blurred: bool | None = None, mtcnn_min_face: int | None = None):
     """Face proposals for a blurred uint8 frame: with ``blazeface``, tiled BlazeFace (score >=
     ``BLAZEFACE_MIN_SCORE``, its boxes mapped to MTCNN's convention) on the frame and on
     ``restored`` (the frame restored whole at 1x, when given), and MTCNN (``detector``, relaxed
     thresholds) on ``restored`` and, when ``model`` is given, on :func:`restored_look`. Without
     BlazeFace (``blazeface=False`` or not installed), or with ``mtcnn_on_blurred=True`` (the
     proposals before 2026-12-07, for comparisons), MTCNN also looks at the blurred frame. Merged
-    by NMS, faces under ``min_face`` px dropped. Returns :class:`tfdeblur.detectors.Face` objects
-    in frame pixels."""
+    by NMS, faces under ``min_face`` px dropped. Without ``detector``, relaxed MTCNN from
+    ``mtcnn_min_face`` px (default ``min_face``) is built once, and only when a look needs it.
+    Returns :class:`tfdeblur.detectors.Face` objects in frame pixels."""
     views = [image] + ([] if restored is None else [np.asarray(restored)])
     second = _second_detector() if blazeface else None
     # With BlazeFace on the blurred frame, MTCNN there added no proposal on the development frames
@@ -159,7 +160,7 @@ def propose_faces(image, detector=None, model=None, min_face: int = MIN_FACE, re
     mtcnn_views = views if second is None or mtcnn_on_blurred else views[1:]
     faces = []
     if mtcnn_views or model is not None:
-        detector = detector or _default_detector(min_face)
+        detector = detector or _default_detector(min_face if mtcnn_min_face is None else mtcnn_min_face)
         faces = [f for view in mtcnn_views for f in detector.detect([view])[0]]
     if second is not None:
         faces += [_BlazeFaceProposal(np.asarray(f.box, np.float32), float(f.confidence)) for view in views
@@ -216,11 +217,6 @@ def _mtcnn_min_face(min_face, fast_mode, blazeface=True):
     if fast_mode and blazeface and _second_detector() is not None:
         return max(min_face, FAST_MODE_MTCNN_MIN_FACE)
     return min_face
-
-
-def _mode_detector(proposal_model, min_face, blazeface):
-    """The relaxed MTCNN of a mode (``proposal_model=False``: the fast mode), built once."""
-    return _default_detector(_mtcnn_min_face(min_face, proposal_model is False, blazeface))
 
 
 def _second_detector():
@@ -345,11 +341,11 @@ def deblur_faces(model, image, faces=None, detector=None, margin: float = 0.25, 
     if faces is None:
         from tfdeblur.inference import deblur
 
-        detector = detector or _mode_detector(proposal_model, min_face, blazeface)
         look_model = _proposal_model(model, proposal_model)
         whole = None if look_model is None else deblur(model, rgb, batch_size=batch_size)  # False: no restored look
         faces = propose_faces(rgb, detector, look_model, min_face, restored=whole, blazeface=blazeface,
-                              mtcnn_on_blurred=mtcnn_on_blurred)
+                              mtcnn_on_blurred=mtcnn_on_blurred,
+                              mtcnn_min_face=_mtcnn_min_face(min_face, proposal_model is False, blazeface))
     return _restore_faces_onto(model, rgb, rgb, faces, margin, batch_size, work_size, min_face)
 
 
@@ -398,7 +394,7 @@ def deblur_frame(model, image, faces=None, detector=None, margin: float = 0.25, 
     if faces is None:
         if max(rgb.shape[:2]) <= int(work_size):
             return whole, []
-        detector = detector or _mode_detector(proposal_model, min_face, blazeface)
         faces = propose_faces(rgb, detector, _proposal_model(model, proposal_model), min_face, restored=whole,
-                              blazeface=blazeface, mtcnn_on_blurred=mtcnn_on_blurred)
+                              blazeface=blazeface, mtcnn_on_blurred=mtcnn_on_blurred,
+                              mtcnn_min_face=_mtcnn_min_face(min_face, proposal_model is False, blazeface))
     return _restore_faces_onto(model, rgb, whole, faces, margin, batch_size, work_size, min_face)
